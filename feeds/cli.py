@@ -1,0 +1,112 @@
+"""The `feeds` command: build feeds to files, check posts, serve them over HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from feeds.build import Build
+from feeds.config import Settings, load_settings
+from feeds.errors import ConfigError
+from feeds.pipeline import Pipeline
+from feeds.store import write_documents
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
+PROGRESS_THRESHOLD = 1000  # files; smaller scans finish before a bar would help
+
+log = logging.getLogger("feeds")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    overrides: dict[str, object] = {}
+    if getattr(args, "content", None):
+        overrides["content_dir"] = args.content
+    try:
+        settings = load_settings(args.config, overrides=overrides)
+    except ConfigError as error:
+        print(f"feeds: configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    command: int = args.command(args, settings)
+    return command
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="feeds", description=__doc__)
+    parser.add_argument("--config", type=Path, help="TOML settings file (default: config/feeds.toml)")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    build = commands.add_parser("build", help="write rss.xml, atom.xml and feed.json")
+    build.add_argument("--content", help="content directory (overrides content_dir)")
+    build.add_argument("--out", type=Path, default=Path("public"), help="output directory (default: public)")
+    build.add_argument("--strict", action="store_true", help="exit 1 when any post was skipped")
+    build.set_defaults(command=_build)
+
+    check = commands.add_parser("check", help="list every problem post as 'path: field: reason'")
+    check.add_argument("--content", help="content directory (overrides content_dir)")
+    check.set_defaults(command=_check)
+    return parser
+
+
+def _run(settings: Settings) -> tuple[Build, float]:
+    started = time.perf_counter()
+    with _ProgressBar(sys.stderr) as bar:
+        result = Pipeline(settings).run(dt.datetime.now(dt.UTC), progress=bar.update)
+    return result, (time.perf_counter() - started) * 1000
+
+
+def _build(args: argparse.Namespace, settings: Settings) -> int:
+    result, elapsed_ms = _run(settings)
+    for problem in result.problems:
+        log.warning("skipped %s", problem)
+    write_documents(args.out, result.documents)
+    print(
+        f"built {args.out}/{{rss.xml,atom.xml,feed.json}}: {result.files_read} files read, "
+        f"{result.used} posts used ({len(result.items)} in the feeds), {result.held_back} held back, "
+        f"{result.skipped} skipped, {elapsed_ms:.0f} ms"
+    )
+    return EXIT_PROBLEMS if args.strict and result.problems else EXIT_OK
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    result, _ = _run(settings)
+    for problem in result.problems:
+        print(problem)
+    return EXIT_PROBLEMS if result.problems else EXIT_OK
+
+
+class _ProgressBar:
+    """A one-line bar on a terminal for long scans; silent in pipes and CI logs."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.enabled = stream.isatty()
+        self.shown = False
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled or total < PROGRESS_THRESHOLD or (done % 100 and done != total):
+            return
+        filled = self.width * done // total
+        self.stream.write(f"\rreading posts [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}")
+        self.stream.flush()
+        self.shown = True
+
+
+if __name__ == "__main__":
+    sys.exit(main())

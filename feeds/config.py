@@ -1,0 +1,198 @@
+"""Settings in layers: defaults < a TOML file < `FEEDS_*` environment variables.
+
+Everything is validated once, at start, into a frozen `Settings`; a wrong value raises
+`ConfigError` naming the setting, which the entry points turn into one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from feeds.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/feeds.toml")
+ENV_PREFIX = "FEEDS_"
+PERMALINK_FIELDS = frozenset({"slug", "year", "month", "day"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration; see the README's configuration reference."""
+
+    title: str = "My site"
+    description: str = "Latest posts"
+    base_url: str = "http://127.0.0.1:8000"
+    language: str = "en"
+    author_name: str = "Site author"
+    author_email: str = ""
+    content_dir: Path = Path("examples/content")
+    extensions: tuple[str, ...] = (".md", ".markdown", ".txt")
+    permalink: str = "/posts/{slug}/"
+    item_limit: int = 20
+    timezone: str = "UTC"
+    max_post_bytes: int = 5_000_000
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def url(self, path: str) -> str:
+        """An absolute URL for a site path such as `/rss.xml`."""
+        return self.base_url + "/" + path.lstrip("/")
+
+
+def _text(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"expected a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _integer(key: str, value: object) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ConfigError(key, f"expected a whole number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, f"expected a whole number, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ConfigError(key, f"must be at least 1, got {value}")
+    return value
+
+
+def _extensions(key: str, value: object) -> tuple[str, ...]:
+    items: list[object]
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise ConfigError(key, f"expected a list of strings, got {type(value).__name__}")
+    result = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip(". "):
+            raise ConfigError(key, f"expected file extensions such as '.md', got {item!r}")
+        result.append("." + item.strip().lstrip(".").lower())
+    if not result:
+        raise ConfigError(key, "needs at least one file extension")
+    return tuple(dict.fromkeys(result))
+
+
+def _base_url(key: str, value: object) -> str:
+    text = _text(key, value).strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as error:
+        raise ConfigError(key, f"malformed URL {text!r}: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(key, f"must be an absolute http(s) URL such as https://example.com, got {text!r}")
+    if parts.query or parts.fragment or any(c.isspace() for c in text):
+        raise ConfigError(key, f"must not contain spaces, a query or a fragment, got {text!r}")
+    return text.rstrip("/")
+
+
+def _permalink(key: str, value: object) -> str:
+    pattern = _text(key, value).strip()
+    if not pattern.startswith("/"):
+        raise ConfigError(key, f"must start with '/', got {pattern!r}")
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+    except ValueError as error:
+        raise ConfigError(key, f"malformed pattern {pattern!r}: {error}") from None
+    unknown = names - PERMALINK_FIELDS
+    if unknown:
+        allowed = ", ".join(f"{{{name}}}" for name in sorted(PERMALINK_FIELDS))
+        raise ConfigError(key, f"unknown placeholder {{{sorted(unknown)[0]}}}; allowed: {allowed}")
+    if "slug" not in names:
+        raise ConfigError(key, "must contain {slug}, or two posts could share a permalink")
+    return pattern
+
+
+def _timezone(key: str, value: object) -> str:
+    name = _text(key, value).strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            key, f"unknown time zone {name!r} (use an IANA name such as 'Europe/Paris')"
+        ) from None
+    return name
+
+
+def _email(key: str, value: object) -> str:
+    text = _text(key, value).strip()
+    if text and ("@" not in text or any(c.isspace() for c in text)):
+        raise ConfigError(key, f"not an email address: {text!r}")
+    return text
+
+
+def _content_dir(key: str, value: object) -> Path:
+    return Path(_text(key, value)).expanduser()
+
+
+_PARSERS: dict[str, Callable[[str, object], Any]] = {
+    "title": _text,
+    "description": _text,
+    "base_url": _base_url,
+    "language": _text,
+    "author_name": _text,
+    "author_email": _email,
+    "content_dir": _content_dir,
+    "extensions": _extensions,
+    "permalink": _permalink,
+    "item_limit": _integer,
+    "timezone": _timezone,
+    "max_post_bytes": _integer,
+}
+assert set(_PARSERS) == {f.name for f in fields(Settings)}
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError("config", f"{path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError("config", f"{path}: {error}") from None
+
+
+def load_settings(
+    config_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> Settings:
+    """Reads the layers and validates them; raises `ConfigError` on the first bad setting.
+
+    `config_path` None means `$FEEDS_CONFIG`, else `config/feeds.toml` when it exists.
+    `overrides` come from command-line flags and win over everything else.
+    """
+    environ = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    explicit = config_path or (Path(environ["FEEDS_CONFIG"]) if environ.get("FEEDS_CONFIG") else None)
+    if explicit is not None or DEFAULT_CONFIG_PATH.is_file():
+        path = explicit or DEFAULT_CONFIG_PATH
+        for key, value in _read_toml(path).items():
+            if key not in _PARSERS:
+                raise ConfigError(key, f"unknown setting in {path}")
+            raw[key] = value
+    for key in _PARSERS:
+        env_name = ENV_PREFIX + key.upper()
+        if env_name in environ:
+            raw[key] = environ[env_name]
+    raw.update(overrides or {})
+    values = {key: _PARSERS[key](key, value) for key, value in raw.items()}
+    settings = Settings(**values)
+    content_dir = settings.content_dir.absolute()
+    if not content_dir.is_dir():
+        raise ConfigError("content_dir", f"{content_dir} is not an existing directory")
+    return Settings(**{**values, "content_dir": content_dir})

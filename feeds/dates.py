@@ -1,0 +1,82 @@
+"""Reading the many ways posts write dates, and writing the few ways feeds want them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from email.utils import parsedate_to_datetime
+
+_NUMBER = re.compile(r"[+-]?\d+(\.\d*)?")
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def parse_date(value: object, tz: dt.tzinfo) -> dt.datetime:
+    """A front-matter date as an aware datetime in UTC; raises ValueError saying why not.
+
+    Accepts Unix timestamps (int, float or numeric string), ISO 8601 dates and
+    datetimes, RFC 822 dates and YAML/TOML native values. A value with no offset is
+    read in `tz`.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a date, got {value!r}")
+    if isinstance(value, str):
+        value = _from_text(value.strip())
+    if isinstance(value, int | float):
+        return _from_timestamp(value)
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
+    else:
+        raise ValueError(f"expected a date, got {type(value).__name__}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=tz)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"date out of range: {value!r}") from None
+
+
+def _from_text(text: str) -> object:
+    if not text:
+        raise ValueError("empty date")
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        raise ValueError(f"not a date: {text!r} (use ISO 8601, RFC 822 or a Unix timestamp)") from None
+
+
+def _from_timestamp(seconds: float) -> dt.datetime:
+    if not math.isfinite(seconds):
+        raise ValueError(f"not a date: {seconds!r}")
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"timestamp out of range: {seconds!r}") from None
+
+
+def rfc822(moment: dt.datetime) -> str:
+    """RFC 822 (as RSS 2.0 uses it, four-digit year) in UTC, in English whatever the locale.
+
+    Formatted by hand because strftime's %a/%b follow the process locale, and switching
+    the locale (as feedgen does) is not thread-safe.
+    """
+    utc = moment.astimezone(dt.UTC)
+    return (
+        f"{_DAYS[utc.weekday()]}, {utc.day:02d} {_MONTHS[utc.month - 1]} {utc.year:04d} "
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d} +0000"
+    )
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """RFC 3339 in UTC to the second, as Atom (RFC 4287 §3.3) and JSON Feed want it."""
+    utc = moment.astimezone(dt.UTC)
+    return f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}Z"

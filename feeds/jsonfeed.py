@@ -1,0 +1,53 @@
+"""JSON Feed 1.1 (https://jsonfeed.org/version/1.1), written with the standard library:
+no maintained package writes 1.1, and the format is a few keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from feeds.dates import rfc3339
+from feeds.posts import Author
+from feeds.xmlfeeds import Channel, Item
+
+VERSION = "https://jsonfeed.org/version/1.1"
+
+
+def json_feed(channel: Channel, items: Sequence[Item]) -> bytes:
+    document = {
+        "version": VERSION,
+        "title": channel.title,
+        "home_page_url": channel.home_url,
+        "feed_url": channel.json_url,
+        "description": channel.description,
+        "language": channel.language,
+        "authors": [_author(channel.author)],
+        "items": [_item(item) for item in items],
+    }
+    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _item(item: Item) -> dict[str, object]:
+    post = item.post
+    fields: dict[str, object] = {
+        "id": post.id,
+        "url": post.permalink,
+        "title": post.title,
+        "content_html": item.html,
+        "summary": item.summary,
+        "date_published": rfc3339(post.date),
+        "date_modified": rfc3339(post.updated),
+        "authors": [_author(a) for a in post.authors],
+    }
+    if post.image:
+        fields["image"] = post.image
+    terms = list(dict.fromkeys(post.tags + post.categories))
+    if terms:
+        fields["tags"] = terms
+    return fields
+
+
+def _author(author: Author) -> dict[str, str]:
+    # JSON Feed authors have a name and a URL but no email field: a mailto: URL carries it.
+    url = author.uri or (f"mailto:{author.email}" if author.email else "")
+    return {"name": author.name, "url": url} if url else {"name": author.name}

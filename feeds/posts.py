@@ -1,0 +1,295 @@
+"""From a post file's bytes to a frozen `Post`: front matter read, checked and normalised.
+
+Pure: takes bytes and settings, returns a value or raises `PostError` listing every
+problem found in the post.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import PurePosixPath
+from typing import Any, TypeVar
+from urllib.parse import quote, urljoin, urlsplit
+
+import yaml
+from frontmatter.default_handlers import BaseHandler, YAMLHandler
+
+from feeds.config import Settings
+from feeds.dates import parse_date
+from feeds.errors import PostError, Problem
+from feeds.text import clean, one_line
+
+T = TypeVar("T")
+
+# Characters left as they are in a path; `%` keeps escapes the author already wrote.
+_URL_SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+class _TOMLHandler(BaseHandler):
+    """TOML front matter between `+++` lines, read with the standard library's tomllib."""
+
+    FM_BOUNDARY = re.compile(r"^\+{3,}\s*$", re.MULTILINE)
+
+    def load(self, fm: str, **kwargs: object) -> Any:
+        return tomllib.loads(fm)
+
+
+_TRUE = frozenset({"true", "yes", "on"})
+_FALSE = frozenset({"false", "no", "off"})
+
+_HANDLERS: tuple[BaseHandler, ...] = (YAMLHandler(), _TOMLHandler())
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    email: str = ""
+    uri: str = ""
+
+
+@dataclass(frozen=True)
+class Post:
+    """One usable post, every value cleaned and every URL absolute."""
+
+    source: str  # path relative to the content directory, with `/`
+    id: str
+    id_is_permalink: bool
+    permalink: str
+    title: str
+    date: dt.datetime  # aware, UTC
+    updated: dt.datetime  # aware, UTC, never before `date`
+    summary: str | None  # from the front matter; None means "derive it from the body"
+    body: str  # Markdown
+    authors: tuple[Author, ...]
+    image: str | None
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+    draft: bool
+
+
+class _Problems:
+    """Collects every problem of one post, so that `feeds check` can list them all."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.found: list[Problem] = []
+
+    def add(self, field: str, reason: str) -> None:
+        self.found.append(Problem(self.source, field, reason))
+
+    def check(self, field: str, convert: Callable[[], T]) -> T | None:
+        try:
+            return convert()
+        except ValueError as error:
+            self.add(field, str(error))
+            return None
+
+
+def parse_post(source: str, data: bytes, settings: Settings) -> Post:
+    """Reads one post file; `source` is its path relative to the content directory."""
+    problems = _Problems(source)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise PostError([Problem(source, "file", f"not valid UTF-8 (byte {error.start})")]) from None
+    text = clean(text.replace("\r\n", "\n").replace("\r", "\n"))
+    meta, body = _split(source, text)
+    meta = {str(key).lower(): value for key, value in meta.items()}
+
+    title = problems.check("title", lambda: _required_line(meta, "title"))
+    date = problems.check("date", lambda: parse_date(_required(meta, "date"), settings.tz))
+    updated_key = _first_key(meta, ("updated", "lastmod", "modified"))
+    updated = None
+    if updated_key:
+        updated = problems.check(updated_key, lambda: parse_date(meta[updated_key], settings.tz))
+    summary_key = _first_key(meta, ("description", "summary", "excerpt"))
+    summary = None
+    if summary_key:
+        summary = problems.check(summary_key, lambda: _line(meta[summary_key]) or None)
+    authors_key = _first_key(meta, ("authors", "author"))
+    authors: tuple[Author, ...] | None = ()
+    if authors_key:
+        authors = problems.check(authors_key, lambda: _authors(meta[authors_key]))
+    tags = problems.check("tags", lambda: _terms(meta.get("tags")))
+    categories = problems.check("categories", lambda: _terms(meta.get("categories")))
+    draft = problems.check("draft", lambda: _flag(meta.get("draft"), False))
+    published = problems.check("published", lambda: _flag(meta.get("published"), True))
+    explicit_id_key = _first_key(meta, ("id", "guid"))
+    explicit_id = None
+    if explicit_id_key:
+        explicit_id = problems.check(explicit_id_key, lambda: _line(meta[explicit_id_key]) or None)
+    slug = problems.check("slug", lambda: _slug(meta.get("slug"), source))
+    permalink = None
+    if slug is not None and date is not None:
+        link_key = _first_key(meta, ("permalink", "url")) or "permalink"
+        permalink = problems.check(link_key, lambda: _permalink(meta.get(link_key), slug, date, settings))
+    image_key = _first_key(meta, ("image", "cover_image"))
+    image = None
+    if image_key and permalink is not None:
+        image = problems.check(image_key, lambda: _url(meta[image_key], permalink) or None)
+
+    if problems.found:
+        raise PostError(problems.found)
+    assert title and date and permalink and tags is not None and categories is not None
+    assert authors is not None and slug is not None
+    return Post(
+        source=source,
+        id=explicit_id or permalink,
+        id_is_permalink=explicit_id is None,
+        permalink=permalink,
+        title=title,
+        date=date,
+        updated=max(date, updated or date),
+        summary=summary,
+        body=body,
+        authors=authors or (Author(settings.author_name, settings.author_email),),
+        image=image,
+        tags=tags,
+        categories=categories,
+        draft=bool(draft) or published is False,
+    )
+
+
+def _split(source: str, text: str) -> tuple[dict[str, Any], str]:
+    for handler in _HANDLERS:
+        if not handler.detect(text):
+            continue
+        try:
+            front, body = handler.split(text)
+        except ValueError:
+            raise PostError([Problem(source, "front matter", "no closing fence line")]) from None
+        try:
+            meta = handler.load(front)
+        except (yaml.YAMLError, tomllib.TOMLDecodeError, ValueError, RecursionError) as error:
+            reason = " ".join(str(error).split())
+            raise PostError([Problem(source, "front matter", f"cannot be parsed: {reason}")]) from None
+        if meta is None:
+            meta = {}
+        if not isinstance(meta, dict):
+            raise PostError(
+                [Problem(source, "front matter", f"must be a mapping, got {type(meta).__name__}")]
+            )
+        return meta, body.lstrip("\n")
+    return {}, text
+
+
+def _first_key(meta: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    return next((key for key in keys if meta.get(key) not in (None, "")), None)
+
+
+def _required(meta: dict[str, Any], key: str) -> object:
+    value = meta.get(key)
+    if value is None or value == "":
+        raise ValueError("missing")
+    return value
+
+
+def _line(value: object) -> str:
+    """A scalar as one clean line of text; a list, mapping or boolean is a wrong type."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected text, got {_type_name(value)}")
+    return one_line(clean(str(value)))
+
+
+def _required_line(meta: dict[str, Any], key: str) -> str:
+    text = _line(_required(meta, key))
+    if not text:
+        raise ValueError("missing")
+    return text
+
+
+def _flag(value: object, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _terms(value: object) -> tuple[str, ...]:
+    """Tags or categories: a list of scalars, or one comma-separated string."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items: Sequence[object] = value.split(",")
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise ValueError(f"expected a list or a comma-separated string, got {_type_name(value)}")
+    terms: dict[str, str] = {}
+    for item in items:
+        term = _line(item)
+        if term:
+            terms.setdefault(term.casefold(), term)
+    return tuple(terms.values())
+
+
+def _authors(value: object) -> tuple[Author, ...]:
+    items = value if isinstance(value, list) else [value]
+    authors = []
+    for item in items:
+        if isinstance(item, dict):
+            fields = {str(k).lower(): v for k, v in item.items()}
+            name = _line(fields.get("name", ""))
+            email = _line(fields.get("email", ""))
+            uri = _line(fields.get("uri") or fields.get("url") or "")
+        else:
+            name, email = parseaddr(_line(item))
+            if not name and "@" not in email:
+                name, email = _line(item), ""
+            uri = ""
+        if not name and not email:
+            raise ValueError("an author needs a name or an email address")
+        authors.append(Author(name or email, email, uri))
+    return tuple(authors)
+
+
+def _slug(value: object, source: str) -> str:
+    slug = _line(value) if value not in (None, "") else PurePosixPath(source).stem
+    slug = slug.strip("/ ")
+    if not slug:
+        raise ValueError("is empty")
+    return slug
+
+
+def _permalink(value: object, slug: str, date: dt.datetime, settings: Settings) -> str:
+    if value is None:
+        path = settings.permalink.format(
+            slug=quote(slug, safe=_URL_SAFE.replace("/", "")),
+            year=f"{date.year:04d}",
+            month=f"{date.month:02d}",
+            day=f"{date.day:02d}",
+        )
+        return settings.url(path)
+    text = _line(value)
+    if urlsplit(text).scheme:
+        return _absolute(text)
+    return settings.url(quote(text, safe=_URL_SAFE))
+
+
+def _url(value: object, base: str) -> str:
+    text = _line(value)
+    return _absolute(urljoin(base, quote(text, safe=_URL_SAFE + "?#"))) if text else ""
+
+
+def _absolute(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as error:
+        raise ValueError(f"malformed URL {url!r}: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http(s) URL or a path, got {url!r}")
+    return quote(url, safe=_URL_SAFE + "?#[]")
+
+
+def _type_name(value: object) -> str:
+    return {list: "a list", dict: "a mapping", bool: "a boolean"}.get(type(value), type(value).__name__)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The development workflow, one command each; every command first makes sure .venv
+# holds the project and its test tools (installed from pyproject.toml, nothing by hand).
+#   ./run.sh build   build the example content into public/
+#   ./run.sh check   list problem posts in the content directory
+#   ./run.sh test    lint, type-check and run every test
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+
+setup() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PYTHON" -m venv "$VENV"
+    fi
+    # Reinstall only when the dependency list changed since the last install.
+    if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+        touch "$VENV/.installed"
+    fi
+}
+
+command=${1:-help}
+shift || true
+case "$command" in
+    build)
+        setup
+        exec "$VENV/bin/feeds" build "$@"
+        ;;
+    check)
+        setup
+        exec "$VENV/bin/feeds" check "$@"
+        ;;
+    test)
+        setup
+        "$VENV/bin/ruff" check feeds tests bench
+        "$VENV/bin/ruff" format --check feeds tests bench
+        "$VENV/bin/mypy"
+        exec "$VENV/bin/pytest" "$@"
+        ;;
+    *)
+        sed -n '2,7p' "$0"
+        exit 2
+        ;;
+esac
