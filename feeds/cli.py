@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from feeds import logs
 from feeds.build import Build
 from feeds.config import Settings, load_settings
 from feeds.errors import ConfigError
@@ -25,7 +26,7 @@ log = logging.getLogger("feeds")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    logs.configure()
     overrides: dict[str, object] = {}
     if getattr(args, "content", None):
         overrides["content_dir"] = args.content

@@ -1,0 +1,84 @@
+"""Shared fixtures: a temporary content directory, settings over it, and posts written in
+the style of the posts our users have (folded titles, Unix float dates, `.txt` files)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from feeds.config import Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_EXAMPLE = REPO.parent / "shared" / "examples" / "000_e19a8b596fc750c0.txt"
+
+WritePost = Callable[..., Path]
+MakeSettings = Callable[..., Settings]
+
+
+def post_text(
+    title: str = "A quiet morning at the harbour",
+    date: str = "1602734330.453859",
+    description: str | None = "Fishing boats, gulls and a cup of tea.",
+    body: str = "The boats came in early today.\n\nEveryone went home for lunch.\n",
+    extra: str = "",
+) -> str:
+    """A post in the users' style; `extra` is more front-matter lines, verbatim."""
+    lines = [
+        "--- ",
+        "extends: _layouts.post ",
+        "section: content ",
+        "image: https://images.example.com/harbour.jpg ",
+        "title: > ",
+        f"  {title} ",
+    ]
+    if description is not None:
+        lines += ["description: > ", f"  {description} "]
+    lines.append(f"date: {date} ")
+    lines += [line for line in extra.splitlines() if line]
+    lines.append("--- ")
+    return "\n".join(lines) + "\n" + body
+
+
+@pytest.fixture
+def content_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "content"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def write_post(content_dir: Path) -> WritePost:
+    """Writes a file below the content directory: text (str) or raw bytes."""
+
+    def write(relpath: str, text: str | bytes | None = None, **fields: str) -> Path:
+        path = content_dir / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = text if text is not None else post_text(**fields)
+        if isinstance(data, str):
+            path.write_text(data, encoding="utf-8")
+        else:
+            path.write_bytes(data)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, content_dir: Path) -> MakeSettings:
+    """Settings over the temporary content directory, ignoring config/feeds.toml."""
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {"content_dir": str(content_dir), "base_url": "https://example.com"}
+        values.update(overrides)
+        return load_settings(config_path=empty, environ={}, overrides=values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: MakeSettings) -> Settings:
+    return make_settings()

@@ -1,0 +1,191 @@
+"""The `feeds` command: build, check, exit codes, byte-identical output, the user's post."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from feeds import cli, scan
+from feeds.build import FeedDocuments
+
+from conftest import REPO, SHARED_EXAMPLE, WritePost, post_text
+from feedcheck import check_documents, strict_xml
+
+
+@pytest.fixture
+def config(tmp_path: Path, content_dir: Path) -> Path:
+    path = tmp_path / "feeds.toml"
+    path.write_text(f'base_url = "https://example.com"\ncontent_dir = "{content_dir}"\n')
+    return path
+
+
+def read_documents(out: Path) -> FeedDocuments:
+    return FeedDocuments(
+        rss=(out / "rss.xml").read_bytes(),
+        atom=(out / "atom.xml").read_bytes(),
+        json=(out / "feed.json").read_bytes(),
+        updated=None,
+    )
+
+
+def test_build_writes_three_valid_files(
+    write_post: WritePost, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_post("one.txt", post_text(title="One"))
+    write_post("two.md", post_text(title="Two", date="1602734331"))
+    out = tmp_path / "out"
+    assert cli.main(["--config", str(config), "build", "--out", str(out)]) == 0
+    rss, _atom, _feed = check_documents(read_documents(out))
+    assert [e.title for e in rss.entries] == ["Two", "One"]
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith(f"built {out}/{{rss.xml,atom.xml,feed.json}}: 2 files read, 2 posts used")
+    assert sorted(p.name for p in out.iterdir()) == ["atom.xml", "feed.json", "rss.xml"]
+
+
+def test_content_flag_overrides_the_setting(write_post: WritePost, config: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "elsewhere.txt").write_text(post_text(title="Elsewhere"))
+    write_post("here.txt", post_text(title="Here"))
+    out = tmp_path / "out"
+    assert cli.main(["--config", str(config), "build", "--content", str(other), "--out", str(out)]) == 0
+    rss, _, _ = check_documents(read_documents(out))
+    assert [e.title for e in rss.entries] == ["Elsewhere"]
+
+
+def test_strict_build_fails_on_a_skipped_post(
+    write_post: WritePost, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_post("good.txt", post_text())
+    write_post("bad.txt", "---\ntitle: x\n---\n")
+    out = tmp_path / "out"
+    assert cli.main(["--config", str(config), "build", "--out", str(out)]) == 0
+    assert cli.main(["--config", str(config), "build", "--strict", "--out", str(out)]) == 1
+    assert "bad.txt: date: missing" in capsys.readouterr().err
+    rss, _, _ = check_documents(read_documents(out))
+    assert len(rss.entries) == 1
+
+
+def test_check_lists_every_problem(
+    write_post: WritePost, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_post("good.txt", post_text())
+    write_post("sub/bad.txt", "---\ntitle: [x]\ndate: someday\n---\n")
+    write_post("worse.md", "---\n- not a mapping\n---\n")
+    assert cli.main(["--config", str(config), "check"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "sub/bad.txt: date: not a date: 'someday' (use ISO 8601, RFC 822 or a Unix timestamp)",
+        "sub/bad.txt: title: expected text, got a list",
+        "worse.md: front matter: must be a mapping, got list",
+    ]
+
+
+def test_check_passes_on_clean_content(
+    write_post: WritePost, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_post("good.txt", post_text())
+    assert cli.main(["--config", str(config), "check"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_build_twice_and_shuffled_listings_give_identical_bytes(
+    write_post: WritePost, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(30):
+        write_post(f"d{n % 3}/post-{n}.txt", post_text(title=f"Post {n}", date=str(1_600_000_000 + n % 7)))
+    outputs = []
+    real_scandir = os.scandir
+    for run in range(3):
+        out = tmp_path / f"out{run}"
+        assert cli.main(["--config", str(config), "build", "--out", str(out)]) == 0
+        outputs.append(read_documents(out))
+
+        class Shuffled:
+            rng = random.Random(run)
+
+            def __init__(self, path: str) -> None:
+                self.listing = real_scandir(path)
+                self.entries = list(self.listing)
+                self.rng.shuffle(self.entries)
+
+            def __enter__(self) -> list[os.DirEntry[str]]:
+                return self.entries
+
+            def __exit__(self, *exc: object) -> None:
+                self.listing.close()
+
+        monkeypatch.setattr(scan.os, "scandir", Shuffled)
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_output_does_not_depend_on_locale_or_timezone(
+    write_post: WritePost, config: Path, tmp_path: Path
+) -> None:
+    write_post("one.txt", post_text())
+    outputs = []
+    for env in ({"LC_ALL": "C", "TZ": "UTC"}, {"LC_ALL": "C.UTF-8", "TZ": "Asia/Tokyo"}):
+        out = tmp_path / env["TZ"].replace("/", "-")
+        feeds_command = Path(sys.executable).with_name("feeds")
+        subprocess.run(
+            [str(feeds_command), "--config", str(config), "build", "--out", str(out)],
+            check=True,
+            capture_output=True,
+            env={**os.environ, **env},
+        )
+        outputs.append(read_documents(out))
+    assert outputs[0] == outputs[1]
+
+
+def test_the_users_example_post(content_dir: Path, config: Path, tmp_path: Path) -> None:
+    if not SHARED_EXAMPLE.exists():
+        pytest.fail(f"{SHARED_EXAMPLE} is missing: CI must run with ../shared beside the project")
+    shutil.copy(SHARED_EXAMPLE, content_dir)
+    out = tmp_path / "out"
+    assert cli.main(["--config", str(config), "build", "--strict", "--out", str(out)]) == 0
+    documents = read_documents(out)
+    rss, atom, feed = check_documents(documents)
+    item = strict_xml(documents.rss).find("channel/item")
+    assert item is not None
+    assert item.findtext("pubDate") == "Thu, 15 Oct 2020 03:58:50 +0000"
+    title = item.findtext("title")
+    assert title is not None and title.startswith("John Legend") and title == title.strip()
+    enclosure = item.find("enclosure")
+    assert enclosure is not None and enclosure.get("type") == "image/jpeg"
+    assert enclosure.get("url", "").startswith("https://www.gannett-cdn.com/presto/2020/10/15/")
+    assert rss.entries[0].enclosures[0].href == enclosure.get("url")
+    assert atom.entries[0].enclosures[0].href == enclosure.get("url")
+    assert feed["items"][0]["image"] == enclosure.get("url")
+
+
+def test_bundled_examples_build_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "out"
+    assert cli.main(["build", "--strict", "--out", str(out)]) == 0
+    rss, _, _ = check_documents(read_documents(out))
+    assert len(rss.entries) == 9  # ten posts, one of them a draft; _layouts/ is skipped
+
+
+def test_progress_bar_only_on_a_terminal_and_for_long_scans() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    pipe, terminal = io.StringIO(), Terminal()
+    for stream in (pipe, terminal):
+        with cli._ProgressBar(stream) as bar:
+            for done in range(1, 2001):
+                bar.update(done, 2000)
+    assert pipe.getvalue() == ""
+    assert "2000/2000" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\r\x1b[K")
+    short = Terminal()
+    with cli._ProgressBar(short) as bar:
+        bar.update(10, 10)
+    assert short.getvalue() == ""
