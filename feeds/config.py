@@ -161,9 +161,9 @@ def _read_toml(path: Path) -> dict[str, object]:
         with path.open("rb") as file:
             return tomllib.load(file)
     except FileNotFoundError:
-        raise ConfigError("config", f"{path} does not exist") from None
+        raise ConfigError("config", f"{str(path)!r} does not exist") from None
     except (OSError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError("config", f"{path}: {error}") from None
+        raise ConfigError("config", f"{str(path)!r}: {error}") from None
 
 
 def load_settings(
@@ -183,7 +183,7 @@ def load_settings(
         path = explicit or DEFAULT_CONFIG_PATH
         for key, value in _read_toml(path).items():
             if key not in _PARSERS:
-                raise ConfigError(key, f"unknown setting in {path}")
+                raise ConfigError(key, f"unknown setting in {str(path)!r}")
             raw[key] = value
     for key in _PARSERS:
         env_name = ENV_PREFIX + key.upper()
@@ -194,5 +194,5 @@ def load_settings(
     settings = Settings(**values)
     content_dir = settings.content_dir.absolute()
     if not content_dir.is_dir():
-        raise ConfigError("content_dir", f"{content_dir} is not an existing directory")
+        raise ConfigError("content_dir", f"{str(content_dir)!r} is not an existing directory")
     return Settings(**{**values, "content_dir": content_dir})
