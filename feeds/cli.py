@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -53,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="list every problem post as 'path: field: reason'")
     check.add_argument("--content", help="content directory (overrides content_dir)")
     check.set_defaults(command=_check)
+
+    serve = commands.add_parser("serve", help="serve the feeds over HTTP with gunicorn, kept fresh")
+    serve.add_argument("--content", help="content directory (overrides content_dir)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: $PORT, else 8000)")
+    serve.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: 2)")
+    serve.set_defaults(command=_serve)
     return parser
 
 
@@ -81,6 +89,30 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     for problem in result.problems:
         print(problem)
     return EXIT_PROBLEMS if result.problems else EXIT_OK
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Replaces this process with gunicorn, configured exactly as the Procfile does; the
+    settings travel in the environment, which gunicorn's workers inherit."""
+    env = dict(os.environ)
+    if args.config:
+        env["FEEDS_CONFIG"] = str(args.config.absolute())
+    env["FEEDS_CONTENT_DIR"] = str(settings.content_dir)
+    if args.workers:
+        env["WEB_CONCURRENCY"] = str(args.workers)
+    port = args.port or int(env.get("PORT", "8000"))
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:feeds.gunicorn_config",
+        "--bind",
+        f"{args.host}:{port}",
+        "feeds.web:create_app()",
+    ]
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)  # noqa: S606 - a fixed argv, no shell involved
 
 
 class _ProgressBar:

@@ -39,6 +39,11 @@ class Settings:
     item_limit: int = 20
     timezone: str = "UTC"
     max_post_bytes: int = 5_000_000
+    poll_interval: float = 30.0
+    max_age: int = 300
+    empty_guard: bool = True
+    state_dir: str = ""
+    log_format: str = "text"
 
     @property
     def tz(self) -> ZoneInfo:
@@ -84,6 +89,43 @@ def _extensions(key: str, value: object) -> tuple[str, ...]:
     if not result:
         raise ConfigError(key, "needs at least one file extension")
     return tuple(dict.fromkeys(result))
+
+
+def _number(key: str, value: object) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigError(key, f"expected a number of seconds, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(key, f"expected a number of seconds, got {type(value).__name__} {value!r}")
+    if not 0.05 <= value <= 86400:
+        raise ConfigError(key, f"must be between 0.05 and 86400 seconds, got {value}")
+    return float(value)
+
+
+def _boolean(key: str, value: object) -> bool:
+    if isinstance(value, str) and value.strip().lower() in (
+        "true",
+        "1",
+        "yes",
+        "on",
+        "false",
+        "0",
+        "no",
+        "off",
+    ):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"expected true or false, got {value!r}")
+    return value
+
+
+def _log_format(key: str, value: object) -> str:
+    text = _text(key, value).strip().lower()
+    if text not in ("text", "json"):
+        raise ConfigError(key, f"expected 'text' or 'json', got {text!r}")
+    return text
 
 
 def _base_url(key: str, value: object) -> str:
@@ -152,6 +194,11 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "item_limit": _integer,
     "timezone": _timezone,
     "max_post_bytes": _integer,
+    "poll_interval": _number,
+    "max_age": _integer,
+    "empty_guard": _boolean,
+    "state_dir": _text,
+    "log_format": _log_format,
 }
 assert set(_PARSERS) == {f.name for f in fields(Settings)}
 

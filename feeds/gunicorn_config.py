@@ -1,0 +1,44 @@
+"""gunicorn settings and hooks: `gunicorn -c python:feeds.gunicorn_config 'feeds.web:create_app()'`.
+
+The hooks are the process entry point that wires the watcher: every worker runs a
+scheduler, and the file lease lets exactly one of them poll at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from feeds import logs
+from feeds.config import load_settings
+from feeds.errors import ConfigError
+from feeds.watcher import WatcherService
+
+# A configuration error stops the master before any worker starts: one line, exit 2.
+try:
+    _settings = load_settings()
+except ConfigError as error:
+    print(f"feeds: configuration error: {error}", file=sys.stderr)
+    sys.exit(2)
+
+bind = [f"0.0.0.0:{os.environ.get('PORT', '8000')}"]
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Feed requests are answered from memory in microseconds: sync workers suffice.
+worker_class = "sync"
+graceful_timeout = 10
+accesslog = None
+control_socket_disable = True  # gunicorn 27's control socket lives in $HOME: one per user, not per server
+errorlog = "-"
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    logs.configure(log_format=_settings.log_format)
+    worker.feeds_watcher = WatcherService(_settings)
+    worker.feeds_watcher.start()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    service = getattr(worker, "feeds_watcher", None)
+    if service is not None:
+        service.stop()

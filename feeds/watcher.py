@@ -1,0 +1,211 @@
+"""Keeping the published feeds fresh: poll the content directory, rebuild on change,
+publish, and report health. One watcher runs per state directory, however many web
+workers there are: each worker's scheduler asks for a file lock on every tick, and
+only the holder polls. If the holder dies, the kernel frees the lock and another
+worker takes over at its next tick.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from feeds.build import Build
+from feeds.caching import compress
+from feeds.config import Settings
+from feeds.dates import rfc3339
+from feeds.errors import FeedsError
+from feeds.index import index_html
+from feeds.pipeline import Pipeline, Reading
+from feeds.published import PublishedStore, default_state_dir
+
+log = logging.getLogger("feeds.watcher")
+
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class EmptyContentGuard(FeedsError):
+    """The content directory looks unmounted or wiped while the feeds had posts."""
+
+
+class Watcher:
+    """Decides, at each poll, whether to build, and publishes what a build produced.
+
+    A poll builds when a file was added, changed or removed, when a post dated in the
+    future has come due, or when the previous attempt failed; otherwise it does nothing.
+    """
+
+    def __init__(self, settings: Settings, store: PublishedStore, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.pipeline = Pipeline(settings)
+        self.retry = True  # the first poll always builds
+        self.next_release: dt.datetime | None = None
+        current = store.load_current()
+        self.published_posts = int(current.meta.get("posts", 0)) if current else 0
+        self.last_success: str | None = None
+
+    def poll(self) -> bool:
+        """One poll; True when it published new feeds. Never raises: a failure is logged,
+        reported on /healthz, and retried at the next poll, while the last good feeds stay."""
+        started = time.perf_counter()
+        now = self.clock()
+        try:
+            reading = self.pipeline.read()
+            due = self.next_release is not None and now >= self.next_release
+            if reading.unchanged and not due and not self.retry:
+                return False
+            self._guard(reading)
+            built = self.pipeline.build(reading, now)
+            updated = built.documents.updated
+            meta = {"posts": built.used, "updated": rfc3339(updated) if updated else None}
+            published = self.store.publish(self._files(built), meta)
+        except Exception as error:
+            self.retry = True
+            if isinstance(error, EmptyContentGuard):
+                log.error("%s", error)
+            else:
+                log.exception("build failed; the last good feeds stay in service")
+            self._report(now, error=f"{type(error).__name__}: {error}")
+            return False
+        self.retry = False
+        self.next_release = built.next_release
+        self.published_posts = built.used
+        self.last_success = rfc3339(now)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        for problem in built.problems:
+            log.warning("skipped %s", problem)
+        log.info(
+            "build: %d changed, %d removed, %d files, %d posts used, %d held back, %d skipped, %.0f ms, %s",
+            reading.changed,
+            reading.removed,
+            built.files_read,
+            built.used,
+            built.held_back,
+            built.skipped,
+            elapsed_ms,
+            f"published {published}" if published else "same bytes as before",
+            extra={"fields": {"changed": reading.changed, "posts": built.used, "ms": round(elapsed_ms, 1)}},
+        )
+        self._report(now, built=built)
+        return published is not None
+
+    def _guard(self, reading: Reading) -> None:
+        if self.settings.empty_guard and reading.files_read == 0 and self.published_posts > 0:
+            raise EmptyContentGuard(
+                f"content_dir {str(self.settings.content_dir)!r} is missing or has no posts, "
+                f"but the feeds in service have {self.published_posts}: keeping them "
+                "(set empty_guard = false to publish empty feeds)"
+            )
+
+    def _files(self, built: Build) -> dict[str, bytes]:
+        documents = built.documents
+        files = {
+            "rss.xml": documents.rss,
+            "atom.xml": documents.atom,
+            "feed.json": documents.json,
+            "index.html": index_html(self.settings, built.items),
+        }
+        for name, data in list(files.items()):
+            files[name + ".gz"] = compress(data)
+        return files
+
+    def _report(self, now: dt.datetime, built: Build | None = None, error: str | None = None) -> None:
+        previous = self.store.read_health() or {}
+        health: dict[str, Any] = {
+            "status": "ok" if error is None else "error",
+            "last_attempt": rfc3339(now),
+            "last_success": self.last_success,
+            "last_error": error,
+            "generation": self.store.current_name(),
+        }
+        if built is not None:
+            health["posts_used"] = built.used
+            health["posts_skipped"] = built.skipped
+            health["skipped"] = [str(problem) for problem in built.problems]
+        else:
+            for key in ("posts_used", "posts_skipped", "skipped"):
+                health[key] = previous.get(key)
+            health["last_success"] = self.last_success or previous.get("last_success")
+        self.store.write_health(health)
+
+
+class Lease:
+    """An exclusive, non-blocking file lock, held until release or process exit."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
+
+
+class WatcherService:
+    """The scheduler of one process: every `poll_interval`, poll if this process holds
+    the lease. Started by the process entry point (the gunicorn hooks), never by the app
+    factory."""
+
+    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.store = PublishedStore(default_state_dir(settings))
+        self.lease = Lease(self.store.root / "watcher.lock")
+        self.clock = clock
+        self._watcher: Watcher | None = None
+        self._lock = threading.Lock()
+        # One job at a time: a slow build makes the next ticks coalesce, never overlap.
+        self.scheduler = BackgroundScheduler(
+            timezone=dt.UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+        )
+
+    def start(self) -> None:
+        self.scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self.settings.poll_interval,
+            next_run_time=dt.datetime.now(dt.UTC),
+            id="poll",
+        )
+        self.scheduler.start()
+
+    def tick(self) -> None:
+        with self._lock:
+            if not self.lease.acquire():
+                return
+            if self._watcher is None:
+                log.info("this process (pid %d) is the watcher of %s", os.getpid(), self.store.root)
+                self._watcher = Watcher(self.settings, self.store, self.clock)
+            self._watcher.poll()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.lease.release()

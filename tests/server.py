@@ -1,0 +1,122 @@
+"""Running the real server for end-to-end tests: gunicorn on a free loopback port."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Server:
+    """A gunicorn process over `content_dir`, its access log naming the worker pid and
+    the ETag of every answer."""
+
+    def __init__(self, workdir: Path, content_dir: Path, workers: int = 2, **settings: str) -> None:
+        self.port = free_port()
+        self.access_log = workdir / f"access-{self.port}.log"
+        self.error_log = workdir / f"error-{self.port}.log"
+        (workdir / "empty.toml").write_text("")
+        env = {
+            **os.environ,
+            "FEEDS_CONFIG": str(workdir / "empty.toml"),
+            "FEEDS_CONTENT_DIR": str(content_dir),
+            "FEEDS_BASE_URL": "https://example.com",
+            "FEEDS_POLL_INTERVAL": "0.2",
+            "WEB_CONCURRENCY": str(workers),
+            **{f"FEEDS_{key.upper()}": value for key, value in settings.items()},
+        }
+        with self.error_log.open("wb") as errors:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--config",
+                    "python:feeds.gunicorn_config",
+                    "--bind",
+                    f"{HOST}:{self.port}",
+                    "--access-logfile",
+                    str(self.access_log),
+                    "--access-logformat",
+                    "%(p)s %(s)s %(U)s %({etag}o)s",
+                    "feeds.web:create_app()",
+                ],
+                cwd=workdir,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+            )
+
+    def request(
+        self, path: str, method: str = "GET", headers: Mapping[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection(HOST, self.port, timeout=10)
+        try:
+            connection.request(method, path, headers=dict(headers or {}))
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()
+
+    def wait_until_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}: {self.errors()}")
+            try:
+                if self.request("/healthz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"server not ready after {timeout} s: {self.errors()}")
+
+    def wait_for(self, path: str, condition: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+        """Polls `path` until its body contains `condition` (bounded in time)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self.request(path)
+            if condition in answer[2].decode("utf-8", "replace"):
+                return answer
+            time.sleep(0.05)
+        raise AssertionError(f"{path} never contained {condition!r}")
+
+    def workers_seen(self, path: str, etag: str) -> set[str]:
+        pids = set()
+        for line in self.access_log.read_text().splitlines():
+            fields = line.split(" ", 3)
+            if len(fields) < 4:
+                continue  # a line gunicorn is still writing
+            pid, status, url, logged_etag = fields
+            if url == path and logged_etag.replace('\\"', '"') == etag and status == "200":
+                pids.add(pid)
+        return pids
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def errors(self) -> str:
+        return self.error_log.read_text(errors="replace") if self.error_log.exists() else ""

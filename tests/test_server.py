@@ -1,0 +1,146 @@
+"""End to end: the real gunicorn server with two workers over a temporary content
+directory, on a free loopback port."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import WritePost, post_text
+from feedcheck import parsed
+from server import Server, free_port
+
+
+@pytest.fixture
+def server(tmp_path: Path, content_dir: Path) -> Iterator[Server]:
+    running = Server(tmp_path, content_dir, state_dir=str(tmp_path / "state"))
+    yield running
+    running.stop()
+
+
+def etag_from_every_worker(server: Server, path: str, etag: str, workers: int = 2) -> set[str]:
+    """Requests `path` until each worker has answered it with `etag` (bounded)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        status, headers, _ = server.request(path)
+        assert (status, headers["etag"]) == (200, etag)
+        seen = server.workers_seen(path, etag)
+        if len(seen) >= workers:
+            return seen
+    raise AssertionError(f"only workers {server.workers_seen(path, etag)} answered {etag}")
+
+
+def test_the_service_end_to_end(server: Server, write_post: WritePost, content_dir: Path) -> None:
+    write_post("first.txt", post_text(title="First post", date="1600000000"))
+    server.wait_until_ready()
+    status, headers, body = server.request("/rss.xml")
+    assert status == 200
+    assert headers["content-type"] == "application/rss+xml; charset=utf-8"
+    assert [e.title for e in parsed(body).entries] == ["First post"]
+    first_etag = headers["etag"]
+    status, headers, body = server.request("/rss.xml", headers={"If-None-Match": first_etag})
+    assert (status, body, headers["etag"]) == (304, b"", first_etag)
+
+    write_post("second.txt", post_text(title="Second post", date="1600000500"))
+    status, headers, body = server.wait_for("/rss.xml", "Second post")
+    second_etag = headers["etag"]
+    assert second_etag != first_etag
+    assert [e.title for e in parsed(body).entries] == ["Second post", "First post"]
+    assert len(etag_from_every_worker(server, "/rss.xml", second_etag)) == 2
+    status, _, _ = server.request("/rss.xml", headers={"If-None-Match": first_etag})
+    assert status == 200
+
+    status, headers, body = server.request("/rss.xml", headers={"Accept-Encoding": "gzip"})
+    assert headers["content-encoding"] == "gzip" and headers["vary"] == "Accept-Encoding"
+    assert [e.title for e in parsed(gzip.decompress(body)).entries] == ["Second post", "First post"]
+
+    # A broken save of the second post: the feed goes back to the first post alone.
+    write_post("second.txt", "---\ntitle: Second post\ndate: [not, a, date]\n---\nHalf written")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, headers, body = server.request("/rss.xml")
+        if [e.title for e in parsed(body).entries] == ["First post"]:
+            break
+        time.sleep(0.05)
+    assert [e.title for e in parsed(body).entries] == ["First post"]
+    assert headers["etag"] == first_etag  # the same content gives the same bytes as before
+    status, _, health_body = server.request("/healthz")
+    health = json.loads(health_body)
+    assert status == 200 and health["status"] == "ok"
+    assert health["skipped"] == ["second.txt: date: expected a date, got list"]
+
+    assert server.stop() == 0
+    log = server.errors()
+    assert "Traceback" not in log
+    assert "build: 1 changed, 0 removed, 2 files, 1 posts used" in log
+
+
+def test_two_servers_on_two_copies_agree_on_etags(
+    tmp_path: Path, write_post: WritePost, content_dir: Path
+) -> None:
+    for n in range(3):
+        write_post(f"p{n}.txt", post_text(title=f"Post {n}", date=str(1_600_000_000 + n)))
+    copy = tmp_path / "copy"
+    shutil.copytree(content_dir, copy)
+    servers = [Server(tmp_path, content_dir, workers=1), Server(tmp_path, copy, workers=1)]
+    try:
+        for server in servers:
+            server.wait_until_ready()
+        for path in ("/rss.xml", "/atom.xml", "/feed.json", "/"):
+            for encoding in ("identity", "gzip"):
+                answers = [s.request(path, headers={"Accept-Encoding": encoding}) for s in servers]
+                assert answers[0][1]["etag"] == answers[1][1]["etag"]
+                assert answers[0][2] == answers[1][2]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_feeds_serve_runs_gunicorn(tmp_path: Path, write_post: WritePost, content_dir: Path) -> None:
+    write_post("first.txt", post_text(title="Served"))
+    port = free_port()
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\nbase_url = "https://example.com"\n')
+    feeds_command = Path(sys.executable).with_name("feeds")
+    process = subprocess.Popen(
+        [
+            str(feeds_command),
+            "--config",
+            str(config),
+            "serve",
+            "--content",
+            str(content_dir),
+            "--port",
+            str(port),
+        ],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        probe = Server.__new__(Server)
+        probe.port, probe.process = port, process
+        probe.error_log = tmp_path / "none.log"
+        probe.wait_until_ready()
+        status, _, body = probe.request("/rss.xml")
+        assert status == 200 and b"<title>Served</title>" in body
+    finally:
+        process.terminate()
+        _, errors = process.communicate(timeout=20)
+    assert process.returncode == 0, errors.decode()
+
+
+def test_configuration_error_stops_the_server_with_one_line(tmp_path: Path, content_dir: Path) -> None:
+    server = Server(tmp_path, content_dir, base_url="ftp://nowhere")
+    assert server.process.wait(20) == 2
+    assert server.errors().strip().splitlines() == [
+        "feeds: configuration error: base_url: must be an absolute http(s) URL such as "
+        "https://example.com, got 'ftp://nowhere'"
+    ]
