@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The development workflow, one command each; every command first makes sure .venv
 # holds the project and its test tools (installed from pyproject.toml, nothing by hand).
+#   ./run.sh serve   serve the example content on http://127.0.0.1:8000/ (gunicorn)
 #   ./run.sh build   build the example content into public/
 #   ./run.sh check   list problem posts in the content directory
 #   ./run.sh test    lint, type-check and run every test
@@ -24,6 +25,10 @@ setup() {
 command=${1:-help}
 shift || true
 case "$command" in
+    serve)
+        setup
+        exec "$VENV/bin/feeds" serve "$@"
+        ;;
     build)
         setup
         exec "$VENV/bin/feeds" build "$@"
@@ -40,7 +45,7 @@ case "$command" in
         exec "$VENV/bin/pytest" "$@"
         ;;
     *)
-        sed -n '2,7p' "$0"
+        sed -n '2,8p' "$0"
         exit 2
         ;;
 esac

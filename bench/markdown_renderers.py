@@ -14,9 +14,10 @@ What it measures
 
 How to run (from the repository root; takes well under 2 minutes)::
 
-    /tmp/probe/bin/python bench/markdown_renderers.py
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python bench/markdown_renderers.py
 
-Requires markdown-it-py 4.x, mdit-py-plugins and mistune 3.x.
+Requires markdown-it-py, mdit-py-plugins and mistune 3.x (the `bench` extra).
 """
 
 from __future__ import annotations

@@ -27,7 +27,10 @@ class Server:
     """A gunicorn process over `content_dir`, its access log naming the worker pid and
     the ETag of every answer."""
 
-    def __init__(self, workdir: Path, content_dir: Path, workers: int = 2, **settings: str) -> None:
+    def __init__(
+        self, workdir: Path, content_dir: Path, workers: int = 2, via_cli: bool = False, **settings: str
+    ) -> None:
+        """`via_cli` starts it as `feeds serve` does, instead of as the Procfile does."""
         self.port = free_port()
         self.access_log = workdir / f"access-{self.port}.log"
         self.error_log = workdir / f"error-{self.port}.log"
@@ -41,22 +44,18 @@ class Server:
             "WEB_CONCURRENCY": str(workers),
             **{f"FEEDS_{key.upper()}": value for key, value in settings.items()},
         }
+        if via_cli:
+            feeds_command = str(Path(sys.executable).with_name("feeds"))
+            argv = [feeds_command, "serve", "--host", HOST, "--port", str(self.port)]
+        else:
+            argv = [
+                *(sys.executable, "-m", "gunicorn", "--config", "python:feeds.gunicorn_config"),
+                *("--bind", f"{HOST}:{self.port}", "--access-logfile", str(self.access_log)),
+                *("--access-logformat", "%(p)s %(s)s %(U)s %({etag}o)s", "feeds.web:create_app()"),
+            ]
         with self.error_log.open("wb") as errors:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--config",
-                    "python:feeds.gunicorn_config",
-                    "--bind",
-                    f"{HOST}:{self.port}",
-                    "--access-logfile",
-                    str(self.access_log),
-                    "--access-logformat",
-                    "%(p)s %(s)s %(U)s %({etag}o)s",
-                    "feeds.web:create_app()",
-                ],
+                argv,
                 cwd=workdir,
                 env=env,
                 stdout=subprocess.DEVNULL,

@@ -6,8 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 
 from conftest import WritePost, post_text
 from feedcheck import parsed
-from server import Server, free_port
+from server import Server
 
 
 @pytest.fixture
@@ -106,35 +104,13 @@ def test_two_servers_on_two_copies_agree_on_etags(
 
 def test_feeds_serve_runs_gunicorn(tmp_path: Path, write_post: WritePost, content_dir: Path) -> None:
     write_post("first.txt", post_text(title="Served"))
-    port = free_port()
-    config = tmp_path / "feeds.toml"
-    config.write_text(f'state_dir = "{tmp_path / "state"}"\nbase_url = "https://example.com"\n')
-    feeds_command = Path(sys.executable).with_name("feeds")
-    process = subprocess.Popen(
-        [
-            str(feeds_command),
-            "--config",
-            str(config),
-            "serve",
-            "--content",
-            str(content_dir),
-            "--port",
-            str(port),
-        ],
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-    )
+    server = Server(tmp_path, content_dir, via_cli=True, state_dir=str(tmp_path / "state"))
     try:
-        probe = Server.__new__(Server)
-        probe.port, probe.process = port, process
-        probe.error_log = tmp_path / "none.log"
-        probe.wait_until_ready()
-        status, _, body = probe.request("/rss.xml")
+        server.wait_until_ready()
+        status, _, body = server.request("/rss.xml")
         assert status == 200 and b"<title>Served</title>" in body
     finally:
-        process.terminate()
-        _, errors = process.communicate(timeout=20)
-    assert process.returncode == 0, errors.decode()
+        assert server.stop() == 0
 
 
 def test_configuration_error_stops_the_server_with_one_line(tmp_path: Path, content_dir: Path) -> None:
