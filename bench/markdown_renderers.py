@@ -224,9 +224,7 @@ def generate_posts(count: int = POST_COUNT, seed: int = SEED) -> list[str]:
 
 def build_renderers() -> dict[str, Renderer]:
     markdown_it = MarkdownIt("commonmark").enable(["table", "strikethrough"]).use(footnote_plugin)
-    mistune_md = mistune.create_markdown(
-        escape=False, plugins=["table", "strikethrough", "footnotes"]
-    )
+    mistune_md = mistune.create_markdown(escape=False, plugins=["table", "strikethrough", "footnotes"])
     return {"markdown-it-py": markdown_it.render, "mistune": mistune_md}
 
 
@@ -282,15 +280,13 @@ def benchmark(renderers: dict[str, Renderer], posts: Sequence[str]) -> list[Spee
         for name, render in renderers.items():
             runs[name].append(timed_pass(render, posts))
     return [
-        SpeedResult(name, runs[name], peak_traced_bytes(render, posts))
-        for name, render in renderers.items()
+        SpeedResult(name, runs[name], peak_traced_bytes(render, posts)) for name, render in renderers.items()
     ]
 
 
 def print_speed_table(results: Sequence[SpeedResult], post_count: int) -> None:
     print(
-        f"| renderer | median s ({post_count:,} posts) | min s | ms/post (median) "
-        "| peak MiB (tracemalloc) |"
+        f"| renderer | median s ({post_count:,} posts) | min s | ms/post (median) | peak MiB (tracemalloc) |"
     )
     print("|---|---:|---:|---:|---:|")
     for r in results:
@@ -306,8 +302,7 @@ def print_speed_table(results: Sequence[SpeedResult], post_count: int) -> None:
         f"{mist.peak_bytes / mdit.peak_bytes:.2f}x  (< 1 means mistune is lower)"
     )
     print(
-        "timed runs (s): "
-        + "; ".join(f"{r.name}: " + ", ".join(f"{t:.3f}" for t in r.runs) for r in results)
+        "timed runs (s): " + "; ".join(f"{r.name}: " + ", ".join(f"{t:.3f}" for t in r.runs) for r in results)
     )
 
 
@@ -333,10 +328,7 @@ def print_corpus_summary(posts: Sequence[str], renderers: dict[str, Renderer]) -
     print("|---|" + "---:|" * (len(FEATURE_PATTERNS) + 1))
     for name, render in renderers.items():
         outputs = [str(render(p)) for p in posts]
-        counts = [
-            sum(1 for out in outputs if pattern.search(out))
-            for pattern in FEATURE_PATTERNS.values()
-        ]
+        counts = [sum(1 for out in outputs if pattern.search(out)) for pattern in FEATURE_PATTERNS.values()]
         total = sum(len(out.encode()) for out in outputs) / 1024
         print(f"| {name} | " + " | ".join(map(str, counts)) + f" | {total:.0f} |")
 
@@ -438,9 +430,7 @@ class _Canonicaliser(HTMLParser):
         self.pre_depth = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        rendered = "".join(
-            f' {key}="{html.escape(value or "", quote=True)}"' for key, value in sorted(attrs)
-        )
+        rendered = "".join(f' {key}="{html.escape(value or "", quote=True)}"' for key, value in sorted(attrs))
         self.parts.append(f"<{tag}{rendered}>")
         self.pre_depth += tag == "pre"
 

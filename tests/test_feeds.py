@@ -151,7 +151,7 @@ def test_drafts_and_future_posts_are_left_out_until_due(write_post: WritePost, s
     )
     after = pipeline.run(dt.datetime(2026, 6, 1, 0, 0, 1, tzinfo=dt.UTC))
     assert [i.post.title for i in after.items] == ["Later", "Now"]
-    assert pipeline.changed_files == 0  # no file changed: the clock alone released it
+    assert pipeline.read().unchanged  # no file changed: the clock alone released it
 
 
 def test_bad_post_is_skipped_and_the_rest_built(write_post: WritePost, settings: Settings) -> None:
