@@ -10,14 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 
 from feeds.caching import Representation, answer
 from feeds.config import Settings, load_settings
 from feeds.published import PublishedStore, default_state_dir
 from feeds.xmlfeeds import ATOM_TYPE, JSON_TYPE, RSS_TYPE
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 HTML_TYPE = "text/html; charset=utf-8"
 ROUTES = {
@@ -79,20 +83,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["FEEDS_SETTINGS"] = settings
 
-    def serve_feed() -> Response:
-        representation = snapshots.representation(request.path)
-        if representation is None:
-            return _unavailable()
-        result = answer(
-            representation,
-            if_none_match=request.headers.get("If-None-Match"),
-            if_modified_since=request.headers.get("If-Modified-Since"),
-            accept_encoding=request.headers.get("Accept-Encoding"),
-        )
-        # For HEAD, Werkzeug drops the body and keeps the Content-Length of the GET.
-        response = Response(result.body, status=result.status, headers=result.headers)
-        if representation.content_type == HTML_TYPE:
-            response.headers["Content-Security-Policy"] = HTML_POLICY
+    def not_built_yet() -> Response:
+        # Reached only when the fast path had no generation to serve.
+        response = Response("The first build has not finished yet.\n", 503, mimetype="text/plain")
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        response.headers["Cache-Control"] = "no-store"
         return response
 
     def healthz() -> Response:
@@ -104,7 +99,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for path in ROUTES:
         app.add_url_rule(
-            path, endpoint=path, view_func=serve_feed, methods=["GET"], provide_automatic_options=False
+            path, endpoint=path, view_func=not_built_yet, methods=["GET"], provide_automatic_options=False
         )
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"], provide_automatic_options=False)
 
@@ -113,11 +108,42 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
+    app.wsgi_app = CachedFeeds(app.wsgi_app, snapshots)  # type: ignore[method-assign]
     return app
 
 
-def _unavailable() -> Response:
-    response = Response("The first build has not finished yet.\n", 503, mimetype="text/plain")
-    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
-    response.headers["Cache-Control"] = "no-store"
-    return response
+class CachedFeeds:
+    """WSGI middleware answering GET and HEAD of the feed routes straight from memory.
+
+    A feed poll is the hot path: it skips Flask's routing, request and response objects
+    (and Werkzeug's removal of Last-Modified from 304s, which RFC 9110 §15.4.5 allows
+    and feed readers use). Every other request, including other methods on these paths
+    (405 with Allow) and requests before the first build (503), goes to Flask.
+    """
+
+    def __init__(self, app: WSGIApplication, snapshots: Snapshots) -> None:
+        self.app = app
+        self.snapshots = snapshots
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO", "")
+        if method not in ("GET", "HEAD") or path not in ROUTES:
+            return self.app(environ, start_response)
+        representation = self.snapshots.representation(path)
+        if representation is None:
+            return self.app(environ, start_response)
+        result = answer(
+            representation,
+            if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+            if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
+            accept_encoding=environ.get("HTTP_ACCEPT_ENCODING"),
+        )
+        headers = [*result.headers, ("X-Content-Type-Options", "nosniff")]
+        if representation.content_type == HTML_TYPE:
+            headers.append(("Content-Security-Policy", HTML_POLICY))
+        start_response(_STATUS_LINES[result.status], headers)
+        return [] if method == "HEAD" else [result.body]
+
+
+_STATUS_LINES = {200: "200 OK", 304: "304 Not Modified"}

@@ -46,6 +46,8 @@ def test_the_service_end_to_end(server: Server, write_post: WritePost, content_d
     first_etag = headers["etag"]
     status, headers, body = server.request("/rss.xml", headers={"If-None-Match": first_etag})
     assert (status, body, headers["etag"]) == (304, b"", first_etag)
+    assert headers["last-modified"] == "Sun, 13 Sep 2020 12:26:40 GMT"
+    assert headers["cache-control"] == "public, max-age=300"
 
     write_post("second.txt", post_text(title="Second post", date="1600000500"))
     status, headers, body = server.wait_for("/rss.xml", "Second post")

@@ -1,0 +1,339 @@
+"""Validators, content coding and conditional GET, without a server (feeds.caching)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import re
+
+import pytest
+
+from feeds.caching import Answer, Representation, accepts_gzip, answer, compress, http_date, parse_http_date
+
+BODY = b"<rss>the same bytes every time</rss>\n" * 20
+RSS = "application/rss+xml; charset=utf-8"
+MODIFIED = dt.datetime(2025, 1, 19, 10, 55, 23, tzinfo=dt.UTC)
+MODIFIED_TEXT = "Sun, 19 Jan 2025 10:55:23 GMT"
+STRONG = re.compile(r'"[^"\s]+"')
+
+
+def representation(body: bytes = BODY, last_modified: dt.datetime | None = MODIFIED) -> Representation:
+    return Representation.of(body, RSS, last_modified, 300)
+
+
+def header_names(result: Answer) -> list[str]:
+    return [name for name, _ in result.headers]
+
+
+def headers_of(result: Answer) -> dict[str, str]:
+    names = header_names(result)
+    assert len(names) == len(set(names)), f"a header appears twice: {names}"
+    return dict(result.headers)
+
+
+# --- Representation.of ---------------------------------------------------------------------------
+
+
+def test_etags_are_strong_and_quoted() -> None:
+    rep = representation()
+    for etag in (rep.identity.etag, rep.gzipped.etag):
+        assert STRONG.fullmatch(etag), etag
+        assert not etag.startswith("W/")
+
+
+def test_gzip_variant_has_its_own_etag_and_coding() -> None:
+    rep = representation()
+    assert rep.gzipped.etag != rep.identity.etag
+    assert rep.identity.encoding is None
+    assert rep.gzipped.encoding == "gzip"
+    assert rep.identity.body == BODY
+
+
+def test_equal_bytes_give_equal_etags() -> None:
+    first = representation(bytes(BODY))
+    second = Representation.of(bytes(bytearray(BODY)), "text/plain", None, 5)
+    assert first.identity.etag == second.identity.etag
+    assert first.gzipped.etag == second.gzipped.etag
+
+
+def test_different_bytes_give_different_etags() -> None:
+    first = representation(b"one")
+    second = representation(b"one ")
+    assert first.identity.etag != second.identity.etag
+    assert first.gzipped.etag != second.gzipped.etag
+    assert {first.identity.etag, first.gzipped.etag}.isdisjoint({second.identity.etag, second.gzipped.etag})
+
+
+def test_gzip_body_decompresses_to_identity_body() -> None:
+    rep = representation()
+    assert rep.gzipped.body[:2] == b"\x1f\x8b"
+    assert gzip.decompress(rep.gzipped.body) == BODY
+    assert len(rep.gzipped.body) < len(BODY)
+
+
+def test_given_gzip_body_is_used_and_etag_still_follows_identity_bytes() -> None:
+    other_gzip = gzip.compress(BODY, compresslevel=1, mtime=12345)
+    assert other_gzip != compress(BODY)
+    given = Representation.of(BODY, RSS, MODIFIED, 300, gzip_body=other_gzip)
+    assert given.gzipped.body == other_gzip
+    assert given.gzipped.etag == representation().gzipped.etag
+
+
+def test_compress_is_deterministic() -> None:
+    assert compress(BODY) == compress(BODY)
+    assert compress(BODY)[4:8] == b"\x00\x00\x00\x00"  # gzip MTIME field is zero
+    assert gzip.decompress(compress(BODY)) == BODY
+    assert compress(b"") != compress(b"x")
+
+
+def test_last_modified_drops_microseconds_and_cache_control() -> None:
+    rep = Representation.of(BODY, RSS, MODIFIED.replace(microsecond=987654), 42)
+    assert rep.last_modified == MODIFIED
+    assert rep.cache_control == "public, max-age=42"
+    assert rep.content_type == RSS
+
+
+# --- answer: unconditional -----------------------------------------------------------------------
+
+
+def test_plain_get_is_200_with_every_header() -> None:
+    rep = representation()
+    result = answer(rep)
+    assert result.status == 200
+    assert result.body == BODY
+    assert headers_of(result) == {
+        "ETag": rep.identity.etag,
+        "Cache-Control": "public, max-age=300",
+        "Vary": "Accept-Encoding",
+        "Last-Modified": MODIFIED_TEXT,
+        "Content-Type": RSS,
+        "Content-Length": str(len(BODY)),
+    }
+
+
+def test_plain_get_with_gzip_adds_content_encoding() -> None:
+    rep = representation()
+    result = answer(rep, accept_encoding="gzip")
+    assert result.status == 200
+    assert result.body == rep.gzipped.body
+    assert gzip.decompress(result.body) == BODY
+    assert headers_of(result) == {
+        "ETag": rep.gzipped.etag,
+        "Cache-Control": "public, max-age=300",
+        "Vary": "Accept-Encoding",
+        "Last-Modified": MODIFIED_TEXT,
+        "Content-Type": RSS,
+        "Content-Length": str(len(rep.gzipped.body)),
+        "Content-Encoding": "gzip",
+    }
+
+
+def test_without_last_modified_there_is_no_last_modified_header() -> None:
+    result = answer(representation(last_modified=None))
+    assert result.status == 200
+    assert "Last-Modified" not in header_names(result)
+
+
+# --- answer: If-None-Match -----------------------------------------------------------------------
+
+
+def assert_not_modified(result: Answer, etag: str) -> None:
+    assert result.status == 304
+    assert result.body == b""
+    assert headers_of(result) == {
+        "ETag": etag,
+        "Cache-Control": "public, max-age=300",
+        "Vary": "Accept-Encoding",
+        "Last-Modified": MODIFIED_TEXT,
+    }
+
+
+def test_if_none_match_exact_gives_304_without_content_headers() -> None:
+    rep = representation()
+    result = answer(rep, if_none_match=rep.identity.etag)
+    assert_not_modified(result, rep.identity.etag)
+    assert "Content-Type" not in header_names(result)
+    assert "Content-Length" not in header_names(result)
+    assert "Content-Encoding" not in header_names(result)
+
+
+def test_if_none_match_mismatch_gives_200() -> None:
+    rep = representation()
+    result = answer(rep, if_none_match='"something-else"')
+    assert result.status == 200
+    assert result.body == BODY
+    assert headers_of(result)["ETag"] == rep.identity.etag
+
+
+def test_etag_of_other_bytes_gives_200() -> None:
+    rep = representation()
+    result = answer(rep, if_none_match=representation(b"older bytes").identity.etag)
+    assert result.status == 200
+
+
+@pytest.mark.parametrize("template", ['"a", "b", {etag}', '{etag}, "a"', '"a",{etag}', '  "a" ,  {etag}  '])
+def test_if_none_match_list_containing_the_etag_gives_304(template: str) -> None:
+    rep = representation()
+    result = answer(rep, if_none_match=template.format(etag=rep.identity.etag))
+    assert_not_modified(result, rep.identity.etag)
+
+
+def test_if_none_match_list_without_the_etag_gives_200() -> None:
+    result = answer(representation(), if_none_match='"a", "b", W/"c"')
+    assert result.status == 200
+    assert result.body == BODY
+
+
+@pytest.mark.parametrize("value", ["*", " * "])
+def test_if_none_match_star_gives_304(value: str) -> None:
+    rep = representation()
+    assert_not_modified(answer(rep, if_none_match=value), rep.identity.etag)
+
+
+def test_if_none_match_weak_tag_matches_by_weak_comparison() -> None:
+    rep = representation()
+    assert_not_modified(answer(rep, if_none_match="W/" + rep.identity.etag), rep.identity.etag)
+    gz = answer(rep, if_none_match='"x", W/' + rep.gzipped.etag, accept_encoding="gzip")
+    assert_not_modified(gz, rep.gzipped.etag)
+
+
+def test_identity_etag_does_not_match_gzip_variant() -> None:
+    rep = representation()
+    result = answer(rep, if_none_match=rep.identity.etag, accept_encoding="gzip")
+    assert result.status == 200
+    assert result.body == rep.gzipped.body
+    assert headers_of(result)["ETag"] == rep.gzipped.etag
+    assert headers_of(result)["Content-Encoding"] == "gzip"
+
+
+def test_gzip_etag_does_not_match_identity_variant() -> None:
+    rep = representation()
+    result = answer(rep, if_none_match=rep.gzipped.etag)
+    assert result.status == 200
+    assert result.body == BODY
+
+
+def test_gzip_etag_with_gzip_gives_304() -> None:
+    rep = representation()
+    result = answer(rep, if_none_match=rep.gzipped.etag, accept_encoding="gzip")
+    assert_not_modified(result, rep.gzipped.etag)
+    assert "Content-Encoding" not in header_names(result)
+
+
+def test_if_none_match_takes_precedence_over_if_modified_since() -> None:
+    rep = representation()
+    result = answer(rep, if_none_match='"other"', if_modified_since="Fri, 01 Jan 2100 00:00:00 GMT")
+    assert result.status == 200
+    assert result.body == BODY
+
+
+def test_matching_if_none_match_wins_over_old_if_modified_since() -> None:
+    rep = representation()
+    result = answer(rep, if_none_match=rep.identity.etag, if_modified_since="Mon, 01 Jan 1990 00:00:00 GMT")
+    assert_not_modified(result, rep.identity.etag)
+
+
+# --- answer: If-Modified-Since -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        MODIFIED_TEXT,
+        "Sun, 19 Jan 2025 10:55:24 GMT",
+        "Mon, 20 Jan 2025 00:00:00 GMT",
+        "Sun, 19 Jan 2025 11:55:23 +0100",  # the same moment in another zone
+    ],
+)
+def test_if_modified_since_at_or_after_last_modified_gives_304(since: str) -> None:
+    rep = representation()
+    assert_not_modified(answer(rep, if_modified_since=since), rep.identity.etag)
+
+
+@pytest.mark.parametrize(
+    "since",
+    ["Sun, 19 Jan 2025 10:55:22 GMT", "Sat, 18 Jan 2025 10:55:23 GMT", "Sun, 19 Jan 2025 10:55:23 +0100"],
+)
+def test_if_modified_since_before_last_modified_gives_200(since: str) -> None:
+    result = answer(representation(), if_modified_since=since)
+    assert result.status == 200
+    assert result.body == BODY
+
+
+def test_if_modified_since_ignores_microseconds_of_last_modified() -> None:
+    rep = Representation.of(BODY, RSS, MODIFIED.replace(microsecond=500000), 300)
+    assert answer(rep, if_modified_since=MODIFIED_TEXT).status == 304
+
+
+@pytest.mark.parametrize("since", ["not a date", "", "Sun, 99 Foo 2025 10:55:23 GMT", "yesterday"])
+def test_malformed_if_modified_since_gives_200(since: str) -> None:
+    result = answer(representation(), if_modified_since=since)
+    assert result.status == 200
+    assert result.body == BODY
+
+
+def test_if_modified_since_without_last_modified_gives_200() -> None:
+    result = answer(representation(last_modified=None), if_modified_since="Fri, 01 Jan 2100 00:00:00 GMT")
+    assert result.status == 200
+    assert result.body == BODY
+
+
+# --- accepts_gzip ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "expected"),
+    [
+        (None, False),
+        ("", False),
+        ("gzip", True),
+        ("deflate, gzip;q=0.5", True),
+        ("gzip;q=0", False),
+        ("*", True),
+        ("*;q=0", False),
+        ("identity", False),
+        ("x-gzip", True),
+        ("GZIP", True),
+        ("br, gzip;q=0.0", False),
+        ("br, deflate", False),
+        ("gzip;q=0, *", False),
+        ("gzip; q=1.0", True),
+    ],
+)
+def test_accepts_gzip(accept_encoding: str | None, expected: bool) -> None:
+    assert accepts_gzip(accept_encoding) is expected
+
+
+# --- dates ----------------------------------------------------------------------------------------
+
+
+def test_http_date_is_imf_fixdate() -> None:
+    assert http_date(MODIFIED) == MODIFIED_TEXT
+
+
+def test_http_date_converts_to_gmt() -> None:
+    paris = dt.timezone(dt.timedelta(hours=1))
+    assert http_date(dt.datetime(2025, 1, 19, 11, 55, 23, tzinfo=paris)) == MODIFIED_TEXT
+
+
+def test_parse_http_date() -> None:
+    assert parse_http_date(MODIFIED_TEXT) == MODIFIED
+    assert parse_http_date("  " + MODIFIED_TEXT + " ") == MODIFIED
+    assert parse_http_date("Sun, 19 Jan 2025 10:55:23 -0000") == MODIFIED
+    assert parse_http_date("garbage") is None
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        MODIFIED,
+        dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+        dt.datetime(2024, 2, 29, 0, 0, 0, tzinfo=dt.UTC),
+    ],
+)
+def test_http_date_round_trip(moment: dt.datetime) -> None:
+    text = http_date(moment)
+    parsed = parse_http_date(text)
+    assert parsed == moment
+    assert parsed is not None and parsed.utcoffset() == dt.timedelta(0)
+    assert http_date(parsed) == text

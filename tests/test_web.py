@@ -1,0 +1,422 @@
+"""The HTTP face end to end, through Flask's test client over a published state directory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from feeds.caching import Representation
+from feeds.config import Settings
+from feeds.published import PublishedStore, default_state_dir
+from feeds.watcher import Watcher
+from feeds.web import create_app
+
+from conftest import MakeSettings, WritePost, post_text
+
+FIXED_NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+NASTY_TITLE = "Fish & chips <script>alert(1)</script>"
+BROKEN_POST = "---\ntitle: No date at all\n---\nThis post forgot its date.\n"
+# The newest post (quay.txt) is dated 1602800000 = 2020-10-15T22:13:20Z.
+LAST_MODIFIED = "Thu, 15 Oct 2020 22:13:20 GMT"
+
+FEED_TYPES = {
+    "/rss.xml": "application/rss+xml; charset=utf-8",
+    "/atom.xml": "application/atom+xml; charset=utf-8",
+    "/feed.json": "application/feed+json; charset=utf-8",
+    "/": "text/html; charset=utf-8",
+}
+FILES = {"/rss.xml": "rss.xml", "/atom.xml": "atom.xml", "/feed.json": "feed.json", "/": "index.html"}
+ROUTES = list(FEED_TYPES)
+HTML_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+
+
+@dataclass
+class Site:
+    settings: Settings
+    store: PublishedStore
+    watcher: Watcher
+
+    def client(self) -> FlaskClient:
+        return create_app(self.settings).test_client()
+
+    def published(self, path: str) -> bytes:
+        generation = self.store.load_current()
+        assert generation is not None
+        return generation.files[FILES[path]]
+
+    def etag(self, path: str, gzipped: bool = False) -> str:
+        """The ETag feeds.caching gives the published bytes of `path`."""
+        rep = Representation.of(self.published(path), FEED_TYPES[path], None, self.settings.max_age)
+        return rep.gzipped.etag if gzipped else rep.identity.etag
+
+
+@pytest.fixture
+def state_settings(make_settings: MakeSettings, tmp_path: Path) -> Settings:
+    return make_settings(state_dir=str(tmp_path / "state"))
+
+
+@pytest.fixture
+def unpublished(state_settings: Settings, write_post: WritePost) -> Site:
+    write_post("harbour.txt")
+    write_post("quay.txt", post_text(title=NASTY_TITLE, date="1602800000"))
+    write_post("broken.txt", BROKEN_POST)
+    store = PublishedStore(default_state_dir(state_settings))
+    return Site(state_settings, store, Watcher(state_settings, store, clock=lambda: FIXED_NOW))
+
+
+@pytest.fixture
+def site(unpublished: Site) -> Site:
+    assert unpublished.watcher.poll() is True
+    return unpublished
+
+
+@pytest.fixture
+def client(site: Site) -> FlaskClient:
+    return site.client()
+
+
+def assert_nosniff(response: TestResponse) -> None:
+    assert response.headers.get("X-Content-Type-Options") == "nosniff"
+
+
+def assert_not_modified(response: TestResponse, etag: str, last_modified: str = LAST_MODIFIED) -> None:
+    assert response.status_code == 304
+    assert response.data == b""
+    assert response.headers["ETag"] == etag
+    assert response.headers["Cache-Control"] == "public, max-age=300"
+    assert response.headers["Vary"] == "Accept-Encoding"
+    assert response.headers["Last-Modified"] == last_modified
+    for name in ("Content-Type", "Content-Length", "Content-Encoding"):
+        assert name not in response.headers
+    assert_nosniff(response)
+
+
+# --- plain GET ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_get_serves_published_bytes_with_every_header(site: Site, client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    body = site.published(path)
+    assert response.status_code == 200
+    assert response.data == body
+    assert response.headers["Content-Type"] == FEED_TYPES[path]
+    assert response.headers["Content-Length"] == str(len(body))
+    assert response.headers["ETag"] == site.etag(path)
+    assert response.headers["Cache-Control"] == "public, max-age=300"
+    assert response.headers["Vary"] == "Accept-Encoding"
+    assert response.headers["Last-Modified"] == LAST_MODIFIED
+    assert "Content-Encoding" not in response.headers
+    assert_nosniff(response)
+
+
+def test_rss_body_equals_published_file(site: Site, client: FlaskClient) -> None:
+    rss = (site.store.current_link / "rss.xml").read_bytes()
+    assert rss.startswith(b"<?xml")
+    assert client.get("/rss.xml").data == rss
+
+
+def test_max_age_comes_from_settings(
+    make_settings: MakeSettings, write_post: WritePost, tmp_path: Path
+) -> None:
+    write_post("harbour.txt")
+    settings = make_settings(state_dir=str(tmp_path / "state"), max_age=42)
+    Watcher(settings, PublishedStore(default_state_dir(settings)), clock=lambda: FIXED_NOW).poll()
+    response = create_app(settings).test_client().get("/atom.xml")
+    assert response.headers["Cache-Control"] == "public, max-age=42"
+
+
+def test_etags_differ_between_routes(client: FlaskClient) -> None:
+    etags = {client.get(path).headers["ETag"] for path in ROUTES}
+    assert len(etags) == len(ROUTES)
+
+
+def test_csp_on_index_only(client: FlaskClient) -> None:
+    assert client.get("/").headers["Content-Security-Policy"] == HTML_POLICY
+    for path in ("/rss.xml", "/atom.xml", "/feed.json"):
+        assert "Content-Security-Policy" not in client.get(path).headers
+
+
+# --- If-None-Match --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_matching_etag_gives_304(site: Site, client: FlaskClient, path: str) -> None:
+    etag = client.get(path).headers["ETag"]
+    assert_not_modified(client.get(path, headers={"If-None-Match": etag}), etag)
+
+
+def test_mismatching_etag_gives_200(site: Site, client: FlaskClient) -> None:
+    response = client.get("/rss.xml", headers={"If-None-Match": '"0123456789abcdef"'})
+    assert response.status_code == 200
+    assert response.data == site.published("/rss.xml")
+
+
+def test_etag_of_another_route_gives_200(client: FlaskClient) -> None:
+    atom_etag = client.get("/atom.xml").headers["ETag"]
+    response = client.get("/rss.xml", headers={"If-None-Match": atom_etag})
+    assert response.status_code == 200
+
+
+def test_etag_list_containing_current_gives_304(site: Site, client: FlaskClient) -> None:
+    etag = site.etag("/feed.json")
+    response = client.get("/feed.json", headers={"If-None-Match": f'"a", "b", {etag}'})
+    assert_not_modified(response, etag)
+
+
+def test_etag_list_without_current_gives_200(client: FlaskClient) -> None:
+    response = client.get("/feed.json", headers={"If-None-Match": '"a", "b", W/"c"'})
+    assert response.status_code == 200
+    assert response.data != b""
+
+
+def test_star_gives_304(site: Site, client: FlaskClient) -> None:
+    assert_not_modified(client.get("/atom.xml", headers={"If-None-Match": "*"}), site.etag("/atom.xml"))
+
+
+def test_weak_etag_gives_304(site: Site, client: FlaskClient) -> None:
+    etag = site.etag("/rss.xml")
+    assert_not_modified(client.get("/rss.xml", headers={"If-None-Match": "W/" + etag}), etag)
+
+
+def test_if_none_match_takes_precedence_over_if_modified_since(client: FlaskClient) -> None:
+    response = client.get(
+        "/rss.xml",
+        headers={"If-None-Match": '"stale"', "If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
+    )
+    assert response.status_code == 200
+    assert response.headers["Content-Length"] == str(len(response.data))
+    assert response.data != b""
+
+
+# --- If-Modified-Since ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("since", [LAST_MODIFIED, "Fri, 16 Oct 2020 00:00:00 GMT"])
+def test_if_modified_since_at_or_after_gives_304(site: Site, client: FlaskClient, since: str) -> None:
+    response = client.get("/atom.xml", headers={"If-Modified-Since": since})
+    assert_not_modified(response, site.etag("/atom.xml"))
+
+
+@pytest.mark.parametrize(
+    "since", ["Thu, 15 Oct 2020 22:13:19 GMT", "Mon, 01 Jan 1990 00:00:00 GMT", "nonsense"]
+)
+def test_if_modified_since_before_or_malformed_gives_200(site: Site, client: FlaskClient, since: str) -> None:
+    response = client.get("/atom.xml", headers={"If-Modified-Since": since})
+    assert response.status_code == 200
+    assert response.data == site.published("/atom.xml")
+
+
+# --- HEAD -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ROUTES)
+@pytest.mark.parametrize("accept_encoding", [None, "gzip"])
+def test_head_matches_get_without_body(client: FlaskClient, path: str, accept_encoding: str | None) -> None:
+    headers = {"Accept-Encoding": accept_encoding} if accept_encoding else {}
+    get = client.get(path, headers=headers)
+    head = client.head(path, headers=headers)
+    assert head.status_code == get.status_code == 200
+    assert head.data == b""
+    assert get.data != b""
+    assert head.headers["Content-Length"] == get.headers["Content-Length"] == str(len(get.data))
+    assert head.headers["ETag"] == get.headers["ETag"]
+    assert sorted(head.headers.items()) == sorted(get.headers.items())
+
+
+def test_conditional_head_gives_304(site: Site, client: FlaskClient) -> None:
+    etag = site.etag("/rss.xml")
+    get = client.get("/rss.xml", headers={"If-None-Match": etag})
+    head = client.head("/rss.xml", headers={"If-None-Match": etag})
+    assert_not_modified(head, etag)
+    assert sorted(head.headers.items()) == sorted(get.headers.items())
+
+
+# --- gzip -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_gzip_when_accepted(site: Site, client: FlaskClient, path: str) -> None:
+    identity = client.get(path)
+    response = client.get(path, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert response.status_code == 200
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert response.headers["Content-Type"] == FEED_TYPES[path]
+    assert response.headers["Vary"] == "Accept-Encoding"
+    assert response.headers["Content-Length"] == str(len(response.data))
+    assert gzip.decompress(response.data) == identity.data == site.published(path)
+    assert response.headers["ETag"] == site.etag(path, gzipped=True)
+    assert response.headers["ETag"] != identity.headers["ETag"]
+
+
+@pytest.mark.parametrize("accept_encoding", ["identity", "gzip;q=0", "br"])
+def test_identity_when_gzip_not_accepted(site: Site, client: FlaskClient, accept_encoding: str) -> None:
+    response = client.get("/rss.xml", headers={"Accept-Encoding": accept_encoding})
+    assert response.status_code == 200
+    assert "Content-Encoding" not in response.headers
+    assert response.data == site.published("/rss.xml")
+    assert response.headers["ETag"] == site.etag("/rss.xml")
+
+
+def test_identity_etag_with_gzip_gives_200_and_gzip_etag_gives_304(site: Site, client: FlaskClient) -> None:
+    identity_etag, gzip_etag = site.etag("/rss.xml"), site.etag("/rss.xml", gzipped=True)
+    response = client.get("/rss.xml", headers={"Accept-Encoding": "gzip", "If-None-Match": identity_etag})
+    assert response.status_code == 200
+    assert response.headers["ETag"] == gzip_etag
+    assert gzip.decompress(response.data) == site.published("/rss.xml")
+    again = client.get("/rss.xml", headers={"Accept-Encoding": "gzip", "If-None-Match": gzip_etag})
+    assert_not_modified(again, gzip_etag)
+    plain = client.get("/rss.xml", headers={"If-None-Match": gzip_etag})
+    assert plain.status_code == 200
+    assert plain.headers["ETag"] == identity_etag
+
+
+# --- methods and paths ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+@pytest.mark.parametrize("path", [*ROUTES, "/healthz"])
+def test_other_methods_are_405_with_allow(client: FlaskClient, method: str, path: str) -> None:
+    response = client.open(path, method=method)
+    assert response.status_code == 405
+    allowed = {name.strip() for name in response.headers["Allow"].split(",")}
+    assert allowed == {"GET", "HEAD"}
+    assert "ETag" not in response.headers
+    assert_nosniff(response)
+
+
+@pytest.mark.parametrize(
+    "path", ["/nope", "/rss.xml/extra", "/RSS.XML", "/index.html", "/rss.xml.gz", "/build.json"]
+)
+def test_unknown_paths_are_404(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "ETag" not in response.headers
+    assert_nosniff(response)
+
+
+# --- index page -----------------------------------------------------------------------------------
+
+
+def test_index_escapes_post_titles(client: FlaskClient) -> None:
+    html = client.get("/").get_data(as_text=True)
+    assert "Fish &amp; chips &lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>" not in html
+    assert "alert(1)</script>" not in html
+    assert "A quiet morning at the harbour" in html
+
+
+def test_index_has_three_autodiscovery_links(client: FlaskClient) -> None:
+    html = client.get("/").get_data(as_text=True)
+    assert html.count('<link rel="alternate"') == 3
+    for kind, url in [
+        ("application/rss+xml", "https://example.com/rss.xml"),
+        ("application/atom+xml", "https://example.com/atom.xml"),
+        ("application/feed+json", "https://example.com/feed.json"),
+    ]:
+        assert f'<link rel="alternate" type="{kind}"' in html
+        assert f'href="{url}"' in html
+
+
+# --- before the first build, and health -----------------------------------------------------------
+
+
+def test_before_first_build(unpublished: Site) -> None:
+    client = unpublished.client()
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    assert health.headers["Content-Type"] == "application/json"
+    assert health.headers["Cache-Control"] == "no-store"
+    assert health.get_json() == {"status": "starting", "last_success": None, "last_error": None}
+    assert_nosniff(health)
+    for path in ROUTES:
+        for response in (client.get(path), client.head(path)):
+            assert response.status_code == 503
+            assert response.headers["Retry-After"] == "5"
+            assert response.headers["Cache-Control"] == "no-store"
+            assert "ETag" not in response.headers
+            assert_nosniff(response)
+
+
+def test_health_after_first_poll_in_the_same_app(unpublished: Site) -> None:
+    client = unpublished.client()
+    assert client.get("/healthz").status_code == 503
+    assert client.get("/rss.xml").status_code == 503
+    assert unpublished.watcher.poll() is True
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    assert health.headers["Cache-Control"] == "no-store"
+    assert_nosniff(health)
+    body = health.get_json()
+    assert body["status"] == "ok"
+    assert body["last_success"] == "2026-01-01T00:00:00Z"
+    assert body["posts_used"] == 2
+    assert body["posts_skipped"] == 1
+    assert body["skipped"] == ["broken.txt: date: missing"]
+    assert body["last_error"] is None
+    rss = client.get("/rss.xml")
+    assert rss.status_code == 200
+    assert rss.data == unpublished.published("/rss.xml")
+
+
+def test_health_body_is_json_with_sorted_keys(client: FlaskClient) -> None:
+    health = client.get("/healthz")
+    text = health.get_data(as_text=True)
+    assert text.endswith("\n")
+    parsed = json.loads(text)
+    assert list(parsed) == sorted(parsed)
+    assert {"status", "last_success", "posts_used", "posts_skipped", "skipped", "last_error"} <= set(parsed)
+
+
+# --- a new build ----------------------------------------------------------------------------------
+
+
+def test_new_post_is_served_with_new_etag(site: Site, client: FlaskClient, write_post: WritePost) -> None:
+    old = client.get("/rss.xml")
+    old_etag = old.headers["ETag"]
+    write_post("later.txt", post_text(title="Later news", date="1700000000"))
+    assert site.watcher.poll() is True
+    new = client.get("/rss.xml")
+    assert new.status_code == 200
+    assert new.data == site.published("/rss.xml")
+    assert new.data != old.data
+    assert b"Later news" in new.data
+    assert new.headers["ETag"] == site.etag("/rss.xml")
+    assert new.headers["ETag"] != old_etag
+    assert new.headers["Last-Modified"] == "Tue, 14 Nov 2023 22:13:20 GMT"
+    stale = client.get("/rss.xml", headers={"If-None-Match": old_etag})
+    assert stale.status_code == 200
+    assert stale.data == new.data
+    assert_not_modified(
+        client.get("/rss.xml", headers={"If-None-Match": new.headers["ETag"]}),
+        new.headers["ETag"],
+        new.headers["Last-Modified"],
+    )
+
+
+def test_poll_without_changes_keeps_etag(site: Site, client: FlaskClient) -> None:
+    etag = client.get("/rss.xml").headers["ETag"]
+    assert site.watcher.poll() is False
+    assert_not_modified(client.get("/rss.xml", headers={"If-None-Match": etag}), etag)
+
+
+def test_second_app_answers_the_same(site: Site, client: FlaskClient) -> None:
+    other = site.client()
+    for path in ROUTES:
+        for headers in ({}, {"Accept-Encoding": "gzip"}):
+            first, second = client.get(path, headers=headers), other.get(path, headers=headers)
+            assert second.status_code == first.status_code == 200
+            assert second.headers["ETag"] == first.headers["ETag"]
+            assert second.data == first.data
+            etag = first.headers["ETag"]
+            assert_not_modified(other.get(path, headers={**headers, "If-None-Match": etag}), etag)
