@@ -27,7 +27,6 @@ log = logging.getLogger("feeds")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logs.configure()
     overrides: dict[str, object] = {}
     if getattr(args, "content", None):
         overrides["content_dir"] = args.content
@@ -36,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"feeds: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    logs.configure(log_format=settings.log_format)
     command: int = args.command(args, settings)
     return command
 

@@ -1,11 +1,10 @@
 """Log lines to stderr: plain text for people, or one JSON object a line for log
-platforms (`FEEDS_LOG_FORMAT=json`)."""
+platforms (the `log_format` setting, `FEEDS_LOG_FORMAT=json`)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from typing import TextIO
 
@@ -26,10 +25,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure(stream: TextIO | None = None, log_format: str | None = None) -> logging.Logger:
+def configure(stream: TextIO | None = None, log_format: str = "text") -> logging.Logger:
     """Points the `feeds` logger at `stream` (default: the current stderr), replacing any
-    handler an earlier call installed, so that calling it again is harmless."""
-    log_format = log_format or os.environ.get("FEEDS_LOG_FORMAT", "text")
+    handler an earlier call installed, so that calling it again is harmless.
+    `log_format` is the `log_format` setting (`FEEDS_LOG_FORMAT`)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
