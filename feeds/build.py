@@ -45,8 +45,9 @@ class Build:
         return len({problem.path for problem in self.problems})
 
 
-def make_item(post: Post) -> Item:
-    rendered = render(post.body, post.permalink)
+def make_item(post: Post, body: str) -> Item:
+    """`post` with its Markdown `body` rendered and its summary decided."""
+    rendered = render(body, post.permalink)
     return Item(post, rendered.html, post.summary or summarize(rendered, post.title))
 
 
@@ -79,9 +80,10 @@ def build(
     files_read: int,
     now: dt.datetime,
     settings: Settings,
-    itemize: Callable[[Post], Item] = make_item,
+    itemize: Callable[[Post], Item],
 ) -> Build:
-    """Builds the site feeds; `itemize` lets a caller reuse items rendered before."""
+    """Builds the site feeds; `itemize` makes the item of a post that reaches a feed
+    (reading its body, or reusing an item rendered before)."""
     selection = select(posts, now)
     items = tuple(itemize(post) for post in selection.posts[: settings.item_limit])
     return Build(

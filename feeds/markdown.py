@@ -31,7 +31,7 @@ def render(body: str, base_url: str) -> Rendered:
     Feed readers and RSS-to-email tools mostly ignore `xml:base`, so relative links
     would break there: they are made absolute here, raw HTML blocks included.
     """
-    tokens = _MARKDOWN.parse(body)
+    tokens = _MARKDOWN.parse(clean(body))
     html = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {})
     return Rendered(html=clean(_absolute_links(html, base_url)), first_paragraph=_first_paragraph(tokens))
 

@@ -9,18 +9,22 @@ remembers is updated only when a build succeeds: after a failed build, the next
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
 
 from feeds.build import Build, build, make_item
 from feeds.config import Settings
 from feeds.errors import PostError, Problem
-from feeds.posts import Post, parse_post
+from feeds.posts import Post, parse_post, post_body
 from feeds.scan import SourceFile, read_source, scan
 from feeds.xmlfeeds import Item
 
 Progress = Callable[[int, int], None]
-_Parsed = dict[str, tuple[tuple[int, int], Post | list[Problem]]]
+PARALLEL_MIN_FILES = 2000  # below this, starting processes costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,9 @@ class Reading:
     files_read: int
     changed: int  # files added or modified since the last successful build
     removed: int  # files gone since the last successful build
-    parsed: _Parsed
+    scan_problems: tuple[Problem, ...]
+    files: dict[str, SourceFile]  # by relative path; a changed file compares unequal
+    results: dict[str, Post | list[Problem]]
 
     @property
     def unchanged(self) -> bool:
@@ -42,50 +48,103 @@ class Reading:
 class Pipeline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._parsed: _Parsed = {}
+        self._committed: Reading | None = None
         self._items: dict[Post, Item] = {}
 
     def read(self, progress: Progress | None = None) -> Reading:
         found = scan(self.settings.content_dir, self.settings.extensions)
+        last = self._committed
+        known = last.files if last else {}
+        stale = [file for file in found.files if known.get(file.relpath) != file]
+        kept = len(found.files) - sum(1 for file in stale if file.relpath not in known)
+        removed = len(known) - kept
+        if last and not stale and not removed and found.problems == last.scan_problems:
+            return replace(last, changed=0, removed=0)  # most polls: nothing to read or build
+        results = dict(last.results) if last else {}
+        results.update(
+            zip((file.relpath for file in stale), read_posts(stale, self.settings, progress), strict=True)
+        )
         posts: list[Post] = []
         problems: list[Problem] = list(found.problems)
-        parsed: _Parsed = {}
-        changed = 0
-        for done, file in enumerate(found.files, 1):
-            cached = self._parsed.get(file.relpath)
-            if cached is None or cached[0] != file.signature:
-                cached = (file.signature, self._read(file))
-                changed += 1
-            parsed[file.relpath] = cached
-            result = cached[1]
+        for file in found.files:
+            result = results[file.relpath]
             if isinstance(result, Post):
                 posts.append(result)
             else:
                 problems.extend(result)
-            if progress:
-                progress(done, len(found.files))
-        removed = len(self._parsed.keys() - parsed.keys())
-        return Reading(tuple(posts), tuple(problems), len(found.files), changed, removed, parsed)
+        return Reading(
+            posts=tuple(posts),
+            problems=tuple(problems),
+            files_read=len(found.files),
+            changed=len(stale),
+            removed=removed,
+            scan_problems=found.problems,
+            files={file.relpath: file for file in found.files},
+            results={file.relpath: results[file.relpath] for file in found.files},
+        )
 
     def build(self, reading: Reading, now: dt.datetime) -> Build:
         built = build(reading.posts, reading.problems, reading.files_read, now, self.settings, self._item)
-        self._parsed = reading.parsed
+        self._committed = reading
         self._items = {item.post: item for item in built.items}
         return built
 
     def run(self, now: dt.datetime, progress: Progress | None = None) -> Build:
         return self.build(self.read(progress), now)
 
-    def _read(self, file: SourceFile) -> Post | list[Problem]:
-        try:
-            data = read_source(file, self.settings.max_post_bytes)
-        except (OSError, ValueError) as error:
-            reason = getattr(error, "strerror", None) or str(error)
-            return [Problem(file.relpath, "file", reason)]
-        try:
-            return parse_post(file.relpath, data, self.settings)
-        except PostError as error:
-            return error.problems
-
     def _item(self, post: Post) -> Item:
-        return self._items.get(post) or make_item(post)
+        return self._items.get(post) or make_item(post, self._body(post))
+
+    def _body(self, post: Post) -> str:
+        """The post's body, read again. Should the file have changed since it was
+        parsed, this shows its newest text, and the next poll re-reads it anyway."""
+        try:
+            data = (self.settings.content_dir / post.source).read_bytes()
+        except OSError:
+            return ""
+        return post_body(data)
+
+
+def read_post(file: SourceFile, settings: Settings) -> Post | list[Problem]:
+    """One file read and parsed: its post, or the problems that keep it out."""
+    try:
+        data = read_source(file, settings.max_post_bytes)
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        return [Problem(file.relpath, "file", reason)]
+    try:
+        return parse_post(file.relpath, data, settings)
+    except PostError as error:
+        return error.problems
+
+
+def read_posts(
+    files: Sequence[SourceFile], settings: Settings, progress: Progress | None = None
+) -> list[Post | list[Problem]]:
+    """`read_post` for each file, in order; large batches are parsed on every core.
+
+    Parsing is pure CPU work in Python, so only processes help. They are forked, which
+    is safe only while this process has a single thread (the CLI); the service's
+    watcher runs beside server threads and parses in its own thread instead.
+    """
+    workers = os.cpu_count() or 1
+    if len(files) < PARALLEL_MIN_FILES or workers < 2 or threading.active_count() > 1:
+        results = []
+        for done, file in enumerate(files, 1):
+            results.append(read_post(file, settings))
+            if progress:
+                progress(done, len(files))
+        return results
+    size = max(PARALLEL_MIN_FILES // 4, -(-len(files) // (workers * 4)))
+    chunks = [files[start : start + size] for start in range(0, len(files), size)]
+    results = []
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for chunk_results in pool.imap(partial(_read_chunk, settings), chunks):
+            results.extend(chunk_results)
+            if progress:
+                progress(len(results), len(files))
+    return results
+
+
+def _read_chunk(settings: Settings, files: Sequence[SourceFile]) -> list[Post | list[Problem]]:
+    return [read_post(file, settings) for file in files]

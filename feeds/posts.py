@@ -12,13 +12,13 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
-from pathlib import PurePosixPath
 from typing import Any, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 import yaml
 from frontmatter.default_handlers import BaseHandler, YAMLHandler
 
+from feeds import yamlsubset
 from feeds.config import Settings
 from feeds.dates import parse_date
 from feeds.errors import PostError, Problem
@@ -28,6 +28,9 @@ T = TypeVar("T")
 
 # Characters left as they are in a path; `%` keeps escapes the author already wrote.
 _URL_SAFE = "/:@!$&'()*+,;=-._~%"
+# Fast paths for the common cases, which need no quoting and no joining.
+_PLAIN_SLUG = re.compile(r"[A-Za-z0-9._~-]+")
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?:[/?#][A-Za-z0-9._~!$&'()*+,;=:@%/?#-]*)?")
 
 
 class _TOMLHandler(BaseHandler):
@@ -45,16 +48,21 @@ _FALSE = frozenset({"false", "no", "off"})
 _HANDLERS: tuple[BaseHandler, ...] = (YAMLHandler(), _TOMLHandler())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Author:
     name: str
     email: str = ""
     uri: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Post:
-    """One usable post, every value cleaned and every URL absolute."""
+    """One usable post's metadata, every value cleaned and every URL absolute.
+
+    The Markdown body is not kept: only the newest posts are ever rendered, so their
+    bodies are read again when needed (`post_body`), which keeps a parsed site of
+    100,000 posts small in memory.
+    """
 
     source: str  # path relative to the content directory, with `/`
     id: str
@@ -64,7 +72,6 @@ class Post:
     date: dt.datetime  # aware, UTC
     updated: dt.datetime  # aware, UTC, never before `date`
     summary: str | None  # from the front matter; None means "derive it from the body"
-    body: str  # Markdown
     authors: tuple[Author, ...]
     image: str | None
     tags: tuple[str, ...]
@@ -97,9 +104,7 @@ def parse_post(source: str, data: bytes, settings: Settings) -> Post:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise PostError([Problem(source, "file", f"not valid UTF-8 (byte {error.start})")]) from None
-    text = clean(text.replace("\r\n", "\n").replace("\r", "\n"))
-    meta, body = _split(source, text)
-    meta = {str(key).lower(): value for key, value in meta.items()}
+    meta = _front_matter(source, _normalize_newlines(text))
 
     title = problems.check("title", lambda: _required_line(meta, "title"))
     date = problems.check("date", lambda: parse_date(_required(meta, "date"), settings.tz))
@@ -146,7 +151,6 @@ def parse_post(source: str, data: bytes, settings: Settings) -> Post:
         date=date,
         updated=max(date, updated or date),
         summary=summary,
-        body=body,
         authors=authors or (Author(settings.author_name, settings.author_email),),
         image=image,
         tags=tags,
@@ -155,27 +159,46 @@ def parse_post(source: str, data: bytes, settings: Settings) -> Post:
     )
 
 
-def _split(source: str, text: str) -> tuple[dict[str, Any], str]:
+def post_body(data: bytes) -> str:
+    """The Markdown body of a post file, its front matter cut off; not yet cleaned."""
+    text = _normalize_newlines(data.decode("utf-8-sig", errors="replace"))
+    for handler in _HANDLERS:
+        if handler.detect(text):
+            try:
+                return str(handler.split(text)[1]).lstrip("\n")
+            except ValueError:
+                return ""
+    return text
+
+
+def _normalize_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _front_matter(source: str, text: str) -> dict[str, Any]:
+    """The front matter as a mapping with lower-case keys ({} when there is none)."""
     for handler in _HANDLERS:
         if not handler.detect(text):
             continue
         try:
-            front, body = handler.split(text)
+            front, _ = handler.split(text)
         except ValueError:
             raise PostError([Problem(source, "front matter", "no closing fence line")]) from None
+        front = clean(front)
         try:
-            meta = handler.load(front)
+            fast = yamlsubset.load(front) if isinstance(handler, YAMLHandler) else None
+            meta = fast if fast is not None else handler.load(front)
         except (yaml.YAMLError, tomllib.TOMLDecodeError, ValueError, RecursionError) as error:
             reason = " ".join(str(error).split())
             raise PostError([Problem(source, "front matter", f"cannot be parsed: {reason}")]) from None
         if meta is None:
-            meta = {}
+            return {}
         if not isinstance(meta, dict):
             raise PostError(
                 [Problem(source, "front matter", f"must be a mapping, got {type(meta).__name__}")]
             )
-        return meta, body.lstrip("\n")
-    return {}, text
+        return {str(key).lower(): value for key, value in meta.items()}
+    return {}
 
 
 def _first_key(meta: dict[str, Any], keys: tuple[str, ...]) -> str | None:
@@ -253,17 +276,24 @@ def _authors(value: object) -> tuple[Author, ...]:
 
 
 def _slug(value: object, source: str) -> str:
-    slug = _line(value) if value not in (None, "") else PurePosixPath(source).stem
+    slug = _line(value) if value not in (None, "") else _stem(source)
     slug = slug.strip("/ ")
     if not slug:
         raise ValueError("is empty")
     return slug
 
 
+def _stem(source: str) -> str:
+    """The file name without its extension, as `PurePosixPath.stem` has it (faster)."""
+    name = source.rpartition("/")[2]
+    dot = name.rfind(".")
+    return name[:dot] if dot > 0 else name
+
+
 def _permalink(value: object, slug: str, date: dt.datetime, settings: Settings) -> str:
     if value is None:
         path = settings.permalink.format(
-            slug=quote(slug, safe=_URL_SAFE.replace("/", "")),
+            slug=slug if _PLAIN_SLUG.fullmatch(slug) else quote(slug, safe=_URL_SAFE.replace("/", "")),
             year=f"{date.year:04d}",
             month=f"{date.month:02d}",
             day=f"{date.day:02d}",
@@ -277,6 +307,8 @@ def _permalink(value: object, slug: str, date: dt.datetime, settings: Settings) 
 
 def _url(value: object, base: str) -> str:
     text = _line(value)
+    if _PLAIN_URL.fullmatch(text):
+        return text  # already absolute and made of URL characters only: nothing to do
     return _absolute(urljoin(base, quote(text, safe=_URL_SAFE + "?#"))) if text else ""
 
 

@@ -1,21 +1,24 @@
-"""Finding post files in the content directory, and reading one safely."""
+"""Finding post files in the content directory, and reading one safely.
+
+A scan runs at every poll, over every file, so it is written for speed: one `stat`
+per post file (the only system call that tells a changed file) and little else.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from feeds.errors import Problem
 
 
-@dataclass(frozen=True)
-class SourceFile:
+class SourceFile(NamedTuple):
     """One candidate post file: where it is, and what says whether it changed."""
 
-    path: Path
-    relpath: str
+    relpath: str  # relative to the content directory, with `/`
+    path: str
     size: int
     mtime_ns: int
 
@@ -34,64 +37,68 @@ def scan(root: Path, extensions: tuple[str, ...]) -> Scan:
     """Every post file below `root`, sorted by relative path.
 
     Hidden names and names starting with `_` (layouts, partials) are skipped, and so is
-    any symlink whose target lies outside `root`; a symlinked folder is entered once.
+    any symlink whose target lies outside `root`; a folder reached twice (a symlink
+    loop, or a link to a folder already read) is read once, by the first path in name
+    order.
     """
-    real_root = Path(os.path.realpath(root))
+    real_root = os.path.realpath(root)
+    inside = real_root.rstrip("/") + "/"
     files: list[SourceFile] = []
     problems: list[Problem] = []
-    seen_dirs = {str(real_root)}
-    for entry, relpath in _walk(str(root), "", real_root, seen_dirs, problems):
-        if not entry.name.lower().endswith(extensions):
-            continue
+    seen_dirs = {real_root}
+    pending = [(str(root), "")]
+    while pending:
+        directory, prefix = pending.pop()
         try:
-            stat = entry.stat()
+            with os.scandir(directory) as listing:
+                entries = list(listing)
+        except FileNotFoundError:
+            continue  # removed while we scanned: it simply has no posts this round
         except OSError as error:
-            problems.append(Problem(relpath, "file", _os_reason(error)))
+            problems.append(Problem(prefix.rstrip("/") or ".", "directory", _os_reason(error)))
             continue
-        files.append(SourceFile(Path(entry.path), relpath, stat.st_size, stat.st_mtime_ns))
-    files.sort(key=lambda f: f.relpath)
+        subdirectories = []
+        for entry in entries:
+            name = entry.name
+            if name[0] in "._":
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False):  # the common case, first and short
+                    if name.lower().endswith(extensions):
+                        stat = entry.stat()
+                        files.append(SourceFile(prefix + name, entry.path, stat.st_size, stat.st_mtime_ns))
+                    continue
+            except OSError as error:
+                problems.append(Problem(prefix + name, "file", _os_reason(error)))
+                continue
+            relpath = prefix + name
+            try:
+                if entry.is_symlink() and not (os.path.realpath(entry.path) + "/").startswith(inside):
+                    problems.append(Problem(relpath, "file", "symlink leads outside the content directory"))
+                elif name.lower().endswith(extensions) and entry.is_file():
+                    stat = entry.stat()
+                    files.append(SourceFile(relpath, entry.path, stat.st_size, stat.st_mtime_ns))
+                elif entry.is_dir():
+                    subdirectories.append((relpath, entry.path))
+            except OSError as error:
+                problems.append(Problem(relpath, "file", _os_reason(error)))
+        # Deepest-last order keeps "first path in name order" for folders reached twice.
+        for relpath, path in sorted(subdirectories, reverse=True):
+            real_dir = os.path.realpath(path)
+            if real_dir not in seen_dirs:
+                seen_dirs.add(real_dir)
+                pending.append((path, relpath + "/"))
+    files.sort()
     return Scan(tuple(files), tuple(sorted(problems)))
-
-
-def _walk(
-    directory: str, prefix: str, real_root: Path, seen_dirs: set[str], problems: list[Problem]
-) -> Iterator[tuple[os.DirEntry[str], str]]:
-    try:
-        with os.scandir(directory) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
-    except FileNotFoundError:
-        return  # removed while we scanned: it simply has no posts this round
-    except OSError as error:
-        problems.append(Problem(prefix.rstrip("/") or ".", "directory", _os_reason(error)))
-        return
-    for entry in entries:
-        if entry.name.startswith((".", "_")):
-            continue
-        relpath = prefix + entry.name
-        try:
-            is_link = entry.is_symlink()
-            is_dir = entry.is_dir()
-            is_file = entry.is_file()
-        except OSError as error:
-            problems.append(Problem(relpath, "file", _os_reason(error)))
-            continue
-        if is_link and not Path(os.path.realpath(entry.path)).is_relative_to(real_root):
-            problems.append(Problem(relpath, "file", "symlink leads outside the content directory"))
-            continue
-        if is_dir:
-            real_dir = os.path.realpath(entry.path)
-            if real_dir in seen_dirs:
-                continue  # a symlink loop, or a folder already read through another path
-            seen_dirs.add(real_dir)
-            yield from _walk(entry.path, relpath + "/", real_root, seen_dirs, problems)
-        elif is_file:
-            yield entry, relpath
 
 
 def read_source(file: SourceFile, max_bytes: int) -> bytes:
     """The file's bytes; raises OSError, or ValueError when it is larger than `max_bytes`."""
-    with open(file.path, "rb") as handle:
-        data = handle.read(max_bytes + 1)
+    fd = os.open(file.path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, max_bytes + 1)
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         raise ValueError(f"larger than max_post_bytes ({max_bytes} bytes)")
     return data

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 
 from feeds.errors import Problem
 from feeds.posts import Post
@@ -24,7 +25,7 @@ def select(posts: Iterable[Post], now: dt.datetime) -> Selection:
     visible: list[Post] = []
     held_back = 0
     future: list[dt.datetime] = []
-    for post in sorted(posts, key=lambda p: p.source):
+    for post in sorted(posts, key=attrgetter("source")):
         if post.draft:
             held_back += 1
         elif post.date > now:
@@ -34,22 +35,17 @@ def select(posts: Iterable[Post], now: dt.datetime) -> Selection:
             visible.append(post)
     kept: list[Post] = []
     duplicates: list[Problem] = []
-    owner: dict[tuple[str, str], str] = {}
+    permalink_owner: dict[str, str] = {}
+    id_owner: dict[str, str] = {}
     for post in visible:
-        clash = next(
-            ((field, owner[(field, key)]) for field, key in _identities(post) if (field, key) in owner),
-            None,
-        )
-        if clash:
-            field, first = clash
+        first = permalink_owner.get(post.permalink)
+        field = "permalink"
+        if first is None:
+            first, field = id_owner.get(post.id), "id"
+        if first is not None:
             duplicates.append(Problem(post.source, field, f"same {field} as {first}, which is kept"))
             continue
-        for identity in _identities(post):
-            owner[identity] = post.source
+        permalink_owner[post.permalink] = id_owner[post.id] = post.source
         kept.append(post)
-    kept.sort(key=lambda p: p.date, reverse=True)  # stable: equal dates stay in path order
+    kept.sort(key=attrgetter("date"), reverse=True)  # stable: equal dates stay in path order
     return Selection(tuple(kept), tuple(duplicates), held_back, min(future, default=None))
-
-
-def _identities(post: Post) -> tuple[tuple[str, str], ...]:
-    return (("permalink", post.permalink), ("id", post.id))

@@ -20,7 +20,10 @@ def clean(text: str) -> str:
 
 def one_line(text: str) -> str:
     """Whitespace runs (newlines of folded YAML scalars included) collapsed to one space."""
-    return _WHITESPACE.sub(" ", text).strip()
+    stripped = text.strip()
+    if stripped.isascii() and not any(run in stripped for run in ("  ", "\n", "\t", "\r", "\x0b", "\x0c")):
+        return stripped  # the common case, without a regex pass
+    return _WHITESPACE.sub(" ", stripped)
 
 
 def shorten(text: str, limit: int = SUMMARY_LENGTH) -> str:

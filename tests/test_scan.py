@@ -57,7 +57,7 @@ def test_size_and_mtime_match_stat(content_dir: Path, write_post: WritePost) -> 
     os.utime(path, ns=(1_600_000_000_123_456_789, 1_602_734_330_453_859_000))
     (file,) = scan(content_dir, EXTENSIONS).files
     stat = os.stat(path)
-    assert file.path == path
+    assert file.path == str(path)
     assert file.relpath == "dir/post.md"
     assert file.size == stat.st_size == 1234
     assert file.mtime_ns == stat.st_mtime_ns == 1_602_734_330_453_859_000
@@ -95,7 +95,7 @@ def test_symlink_to_file_inside_is_listed(content_dir: Path, write_post: WritePo
     assert [file.relpath for file in result.files] == ["alias.md", "posts/real.md"]
     assert result.problems == ()
     alias = result.files[0]
-    assert alias.path == content_dir / "alias.md"
+    assert alias.path == str(content_dir / "alias.md")
     assert alias.size == real.stat().st_size
 
 
@@ -202,7 +202,7 @@ def test_unreadable_root_gives_a_problem_named_dot(
 
 def source(path: Path) -> SourceFile:
     stat = path.stat()
-    return SourceFile(path, path.name, stat.st_size, stat.st_mtime_ns)
+    return SourceFile(path.name, str(path), stat.st_size, stat.st_mtime_ns)
 
 
 def test_read_source_returns_the_bytes(content_dir: Path, write_post: WritePost) -> None:
@@ -232,6 +232,6 @@ def test_read_source_reads_what_scan_found(content_dir: Path, write_post: WriteP
 
 
 def test_read_source_missing_file_raises_oserror(tmp_path: Path) -> None:
-    gone = SourceFile(tmp_path / "gone.md", "gone.md", 1, 1)
+    gone = SourceFile("gone.md", str(tmp_path / "gone.md"), 1, 1)
     with pytest.raises(FileNotFoundError):
         read_source(gone, 100)
