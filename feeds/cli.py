@@ -59,7 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--content", help="content directory (overrides content_dir)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default: $PORT, else 8000)")
-    serve.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: 2)")
+    serve.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: $WEB_CONCURRENCY, else 2)"
+    )
+    serve.add_argument(
+        "--server", choices=("granian", "gunicorn"), default="granian", help="HTTP server (default: granian)"
+    )
     serve.set_defaults(command=_serve)
     return parser
 
@@ -92,25 +97,32 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    """Replaces this process with gunicorn, configured exactly as the Procfile does; the
-    settings travel in the environment, which gunicorn's workers inherit."""
+    """Replaces this process with the HTTP server, once the settings are known to be
+    good. The settings travel in the environment, which the workers inherit.
+
+    granian by default: its HTTP layer is native code, and a cached feed answered by
+    `feeds.web.CachedFeeds` costs it a few microseconds of Python. gunicorn remains for
+    hosts that want it, with the same app and the same single watcher.
+    """
     env = dict(os.environ)
     if args.config:
         env["FEEDS_CONFIG"] = str(args.config.absolute())
     env["FEEDS_CONTENT_DIR"] = str(settings.content_dir)
-    if args.workers:
-        env["WEB_CONCURRENCY"] = str(args.workers)
-    port = args.port or int(env.get("PORT", "8000"))
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        "python:feeds.gunicorn_config",
-        "--bind",
-        f"{args.host}:{port}",
-        "feeds.web:create_app()",
-    ]
+    workers = str(args.workers or env.get("WEB_CONCURRENCY", "2"))
+    env["WEB_CONCURRENCY"] = workers
+    port = str(args.port or env.get("PORT", "8000"))
+    if args.server == "gunicorn":
+        argv = [
+            *(sys.executable, "-m", "gunicorn", "--config", "python:feeds.gunicorn_config"),
+            *("--bind", f"{args.host}:{port}", "feeds.web:create_app()"),
+        ]
+    else:
+        argv = [
+            *(sys.executable, "-m", "granian", "--interface", "wsgi", "--host", args.host, "--port", port),
+            # One Python thread per worker: the answers are ready-made bytes, so more
+            # threads only add GIL hand-offs (measured: p99 3.6 ms with 1, 5.2 ms with 4).
+            *("--workers", workers, "--blocking-threads", "1", "--no-ws", "feeds.wsgi:app"),
+        ]
     sys.stderr.flush()
     os.execve(sys.executable, argv, env)  # noqa: S606 - a fixed argv, no shell involved
 

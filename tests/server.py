@@ -24,15 +24,15 @@ def free_port() -> int:
 
 
 class Server:
-    """A gunicorn process over `content_dir`, its access log naming the worker pid and
-    the ETag of every answer."""
+    """The real server over `content_dir`, on a free loopback port."""
 
     def __init__(
         self, workdir: Path, content_dir: Path, workers: int = 2, via_cli: bool = False, **settings: str
     ) -> None:
-        """`via_cli` starts it as `feeds serve` does, instead of as the Procfile does."""
+        """gunicorn started directly, with an access log naming each answer's worker; or
+        with `via_cli`, `feeds serve` as the Procfile runs it (granian)."""
         self.port = free_port()
-        self.access_log = workdir / f"access-{self.port}.log"
+        self.access_log: Path | None = workdir / f"access-{self.port}.log"
         self.error_log = workdir / f"error-{self.port}.log"
         (workdir / "empty.toml").write_text("")
         env = {
@@ -47,6 +47,7 @@ class Server:
         if via_cli:
             feeds_command = str(Path(sys.executable).with_name("feeds"))
             argv = [feeds_command, "serve", "--host", HOST, "--port", str(self.port)]
+            self.access_log = None
         else:
             argv = [
                 *(sys.executable, "-m", "gunicorn", "--config", "python:feeds.gunicorn_config"),
@@ -97,6 +98,7 @@ class Server:
         raise AssertionError(f"{path} never contained {condition!r}")
 
     def workers_seen(self, path: str, etag: str) -> set[str]:
+        assert self.access_log is not None, "only the gunicorn command writes the access log"
         pids = set()
         for line in self.access_log.read_text().splitlines():
             fields = line.split(" ", 3)

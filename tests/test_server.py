@@ -14,7 +14,7 @@ import pytest
 
 from conftest import WritePost, post_text
 from feedcheck import parsed
-from server import Server
+from server import REPO, Server
 
 
 @pytest.fixture
@@ -104,15 +104,32 @@ def test_two_servers_on_two_copies_agree_on_etags(
             server.stop()
 
 
-def test_feeds_serve_runs_gunicorn(tmp_path: Path, write_post: WritePost, content_dir: Path) -> None:
+def test_the_procfile_server(tmp_path: Path, write_post: WritePost) -> None:
+    """`feeds serve` as the Procfile runs it (granian, two workers): one watcher, fresh
+    feeds, the same ETag from every answer, and a clean exit on SIGTERM."""
+    procfile = (REPO / "Procfile").read_text().strip()
+    assert procfile == "web: feeds serve --host 0.0.0.0"
     write_post("first.txt", post_text(title="Served"))
-    server = Server(tmp_path, content_dir, via_cli=True, state_dir=str(tmp_path / "state"))
+    server = Server(tmp_path, tmp_path / "content", via_cli=True, state_dir=str(tmp_path / "state"))
     try:
         server.wait_until_ready()
-        status, _, body = server.request("/rss.xml")
-        assert status == 200 and b"<title>Served</title>" in body
+        status, headers, body = server.request("/rss.xml", headers={"Accept-Encoding": "gzip"})
+        assert status == 200 and b"<title>Served</title>" in gzip.decompress(body)
+        status, _, _ = server.request(
+            "/rss.xml", headers={"Accept-Encoding": "gzip", "If-None-Match": headers["etag"]}
+        )
+        assert status == 304
+        write_post("second.txt", post_text(title="Also served", date="1700000000"))
+        _, headers, _ = server.wait_for("/rss.xml", "Also served")
+        etags = {server.request("/rss.xml")[1]["etag"] for _ in range(40)}
+        assert etags == {headers["etag"]}
+        status, headers, body = server.request("/feed.json", method="HEAD")
+        assert (status, body, headers["content-type"]) == (200, b"", "application/feed+json; charset=utf-8")
+        assert int(headers["content-length"]) > 0
     finally:
-        assert server.stop() == 0
+        exit_status = server.stop()
+    assert exit_status == 0
+    assert server.errors().count("is the watcher of") == 1
 
 
 def test_configuration_error_stops_the_server_with_one_line(tmp_path: Path, content_dir: Path) -> None:
