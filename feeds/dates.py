@@ -7,6 +7,8 @@ import math
 import re
 from email.utils import parsedate_to_datetime
 
+from feeds.text import brief
+
 _NUMBER = re.compile(r"[+-]?\d+(\.\d*)?")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -51,7 +53,7 @@ def _from_text(text: str) -> object:
     try:
         return parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
-        raise ValueError(f"not a date: {text!r} (use ISO 8601, RFC 822 or a Unix timestamp)") from None
+        raise ValueError(f"not a date: {brief(text)} (use ISO 8601, RFC 822 or a Unix timestamp)") from None
 
 
 def _from_timestamp(seconds: float) -> dt.datetime:

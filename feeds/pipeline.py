@@ -12,19 +12,34 @@ import datetime as dt
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from enum import Enum
 from functools import partial
 
 from feeds.build import Build, build, make_item
 from feeds.config import Settings
 from feeds.errors import PostError, Problem
 from feeds.posts import Post, parse_post, post_body
-from feeds.scan import SourceFile, read_source, scan
+from feeds.scan import FileChanging, SourceFile, read_source, scan
 from feeds.xmlfeeds import Item
 
 Progress = Callable[[int, int], None]
 PARALLEL_MIN_FILES = 2000  # below this, starting processes costs more than it saves
+
+
+class Changing(Enum):
+    """The result of reading a file that changed under the reader."""
+
+    CHANGING = "changing"
+
+
+CHANGING = Changing.CHANGING
+
+
+def _changed_problem(file: SourceFile) -> Problem:
+    return Problem(file.relpath, "file", "changed while it was read; build again")
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,7 @@ class Reading:
     scan_problems: tuple[Problem, ...]
     files: dict[str, SourceFile]  # by relative path; a changed file compares unequal
     results: dict[str, Post | list[Problem]]
+    settling: tuple[str, ...] = ()  # files left for a later poll: they are being written
 
     @property
     def unchanged(self) -> bool:
@@ -46,8 +62,12 @@ class Reading:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings) -> None:
+    """`settle_ns` > 0 (the watcher) leaves files modified that recently, or changing
+    while read, for a later poll; 0 (a one-shot build) reports the latter as problems."""
+
+    def __init__(self, settings: Settings, settle_ns: int = 0) -> None:
         self.settings = settings
+        self.settle_ns = settle_ns
         self._committed: Reading | None = None
         self._items: dict[Post, Item] = {}
 
@@ -60,14 +80,26 @@ class Pipeline:
         removed = len(known) - kept
         if last and not stale and not removed and found.problems == last.scan_problems:
             return replace(last, changed=0, removed=0)  # most polls: nothing to read or build
+        # A file written in the last moment may still be growing: leave it for a moment.
+        quiet_since = time.time_ns() - self.settle_ns
+        settling = {file.relpath for file in stale if self.settle_ns and file.mtime_ns > quiet_since}
+        to_read = [file for file in stale if file.relpath not in settling]
         results = dict(last.results) if last else {}
-        results.update(
-            zip((file.relpath for file in stale), read_posts(stale, self.settings, progress), strict=True)
-        )
+        for file, result in zip(to_read, read_posts(to_read, self.settings, progress), strict=True):
+            if result is CHANGING and self.settle_ns:
+                settling.add(file.relpath)
+            else:
+                results[file.relpath] = result if result is not CHANGING else [_changed_problem(file)]
+        files: dict[str, SourceFile] = {}
+        for file in found.files:
+            if file.relpath not in settling:
+                files[file.relpath] = file
+            elif file.relpath in known:
+                files[file.relpath] = known[file.relpath]  # its last settled version stays
         posts: list[Post] = []
         problems: list[Problem] = list(found.problems)
-        for file in found.files:
-            result = results[file.relpath]
+        for relpath in files:
+            result = results[relpath]
             if isinstance(result, Post):
                 posts.append(result)
             else:
@@ -75,12 +107,13 @@ class Pipeline:
         return Reading(
             posts=tuple(posts),
             problems=tuple(problems),
-            files_read=len(found.files),
-            changed=len(stale),
+            files_read=len(files),
+            changed=len(stale) - len(settling),
             removed=removed,
             scan_problems=found.problems,
-            files={file.relpath: file for file in found.files},
-            results={file.relpath: results[file.relpath] for file in found.files},
+            files=files,
+            results={relpath: results[relpath] for relpath in files},
+            settling=tuple(sorted(settling)),
         )
 
     def build(self, reading: Reading, now: dt.datetime) -> Build:
@@ -105,10 +138,12 @@ class Pipeline:
         return post_body(data)
 
 
-def read_post(file: SourceFile, settings: Settings) -> Post | list[Problem]:
-    """One file read and parsed: its post, or the problems that keep it out."""
+def read_post(file: SourceFile, settings: Settings) -> Post | list[Problem] | Changing:
+    """One file read and parsed: its post, the problems that keep it out, or CHANGING."""
     try:
         data = read_source(file, settings.max_post_bytes)
+    except FileChanging:
+        return CHANGING
     except (OSError, ValueError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         return [Problem(file.relpath, "file", reason)]
@@ -120,7 +155,7 @@ def read_post(file: SourceFile, settings: Settings) -> Post | list[Problem]:
 
 def read_posts(
     files: Sequence[SourceFile], settings: Settings, progress: Progress | None = None
-) -> list[Post | list[Problem]]:
+) -> list[Post | list[Problem] | Changing]:
     """`read_post` for each file, in order; large batches are parsed on every core.
 
     Parsing is pure CPU work in Python, so only processes help. They are forked, which
@@ -146,5 +181,5 @@ def read_posts(
     return results
 
 
-def _read_chunk(settings: Settings, files: Sequence[SourceFile]) -> list[Post | list[Problem]]:
+def _read_chunk(settings: Settings, files: Sequence[SourceFile]) -> list[Post | list[Problem] | Changing]:
     return [read_post(file, settings) for file in files]

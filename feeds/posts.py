@@ -22,7 +22,7 @@ from feeds import yamlsubset
 from feeds.config import Settings
 from feeds.dates import parse_date
 from feeds.errors import PostError, Problem
-from feeds.text import clean, one_line
+from feeds.text import brief, clean, one_line
 
 T = TypeVar("T")
 
@@ -41,6 +41,11 @@ class _TOMLHandler(BaseHandler):
     def load(self, fm: str, **kwargs: object) -> Any:
         return tomllib.loads(fm)
 
+
+# Bounds on what one post can put into a feed (documented in the README).
+MAX_TERMS = 50  # tags, and categories, each
+MAX_TERM_LENGTH = 100
+MAX_AUTHORS = 20
 
 _TRUE = frozenset({"true", "yes", "on"})
 _FALSE = frozenset({"false", "no", "off"})
@@ -234,7 +239,7 @@ def _flag(value: object, default: bool) -> bool:
     word = value.strip().lower() if isinstance(value, str) else None
     if word in _TRUE or word in _FALSE:
         return word in _TRUE
-    raise ValueError(f"expected true or false, got {value!r}")
+    raise ValueError(f"expected true or false, got {brief(value)}")
 
 
 def _terms(value: object) -> tuple[str, ...]:
@@ -251,12 +256,14 @@ def _terms(value: object) -> tuple[str, ...]:
     for item in items:
         term = _line(item)
         if term:
-            terms.setdefault(term.casefold(), term)
+            terms.setdefault(term.casefold(), term[:MAX_TERM_LENGTH])
+            if len(terms) == MAX_TERMS:
+                break  # a post with 10,000 tags would bloat every feed it is in
     return tuple(terms.values())
 
 
 def _authors(value: object) -> tuple[Author, ...]:
-    items = value if isinstance(value, list) else [value]
+    items = value[:MAX_AUTHORS] if isinstance(value, list) else [value]
     authors = []
     for item in items:
         if isinstance(item, dict):
@@ -317,9 +324,9 @@ def _absolute(url: str) -> str:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError as error:
-        raise ValueError(f"malformed URL {url!r}: {error}") from None
+        raise ValueError(f"malformed URL {brief(url)}: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected an http(s) URL or a path, got {url!r}")
+        raise ValueError(f"expected an http(s) URL or a path, got {brief(url)}")
     return quote(url, safe=_URL_SAFE + "?#[]")
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from feeds.errors import Problem
+from feeds.errors import FeedsError, Problem
 
 
 class SourceFile(NamedTuple):
@@ -92,15 +92,24 @@ def scan(root: Path, extensions: tuple[str, ...]) -> Scan:
     return Scan(tuple(files), tuple(sorted(problems)))
 
 
+class FileChanging(FeedsError):
+    """The file is not what the scan saw: it is being written, or was replaced."""
+
+
 def read_source(file: SourceFile, max_bytes: int) -> bytes:
-    """The file's bytes; raises OSError, or ValueError when it is larger than `max_bytes`."""
+    """The file's bytes, as the scan saw them; raises OSError, ValueError when it is
+    larger than `max_bytes`, or FileChanging when its size or mtime moved since the scan
+    (a writer is at work: reading it now could publish half a post)."""
     fd = os.open(file.path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         data = os.read(fd, max_bytes + 1)
+        status = os.fstat(fd)
     finally:
         os.close(fd)
     if len(data) > max_bytes:
         raise ValueError(f"larger than max_post_bytes ({max_bytes} bytes)")
+    if (status.st_size, status.st_mtime_ns) != (file.size, file.mtime_ns) or len(data) != file.size:
+        raise FileChanging(file.relpath)
     return data
 
 

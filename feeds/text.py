@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import reprlib
 
 # XML 1.0 §2.2 forbids C0 controls other than tab, LF and CR, lone surrogates and
 # U+FFFE/U+FFFF, and discourages DEL and the C1 controls: drop them all, so that one
@@ -11,6 +12,12 @@ _XML_UNFIT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe
 _WHITESPACE = re.compile(r"\s+")
 
 SUMMARY_LENGTH = 300
+
+# Problem messages quote the offending value; a hostile one (a 5 MB line, a YAML alias
+# bomb) must not make the message, the log or /healthz huge or slow.
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxdict = 2, 4, 4
+_BRIEF.maxstring = _BRIEF.maxother = 60
 
 
 def clean(text: str) -> str:
@@ -33,3 +40,8 @@ def shorten(text: str, limit: int = SUMMARY_LENGTH) -> str:
         return text
     cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
     return cut.rstrip(" ,;:.-") + "…"
+
+
+def brief(value: object) -> str:
+    """A short `repr` of `value`, bounded in length and depth, for error messages."""
+    return _BRIEF.repr(value)

@@ -30,6 +30,12 @@ from feeds.published import PublishedStore, default_state_dir
 
 log = logging.getLogger("feeds.watcher")
 
+# A post file modified less than this long ago may still be being written; it is read
+# at a quick second look instead of now. Short enough that a save still reaches the
+# feeds within poll_interval + 100 ms.
+SETTLE_NS = 60_000_000
+SETTLE_RECHECKS = 10  # a file written to without pause is left for the next regular poll
+
 Clock = Callable[[], dt.datetime]
 
 
@@ -48,11 +54,14 @@ class Watcher:
     future has come due, or when the previous attempt failed; otherwise it does nothing.
     """
 
-    def __init__(self, settings: Settings, store: PublishedStore, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, settings: Settings, store: PublishedStore, clock: Clock = utc_now, settle_ns: int = SETTLE_NS
+    ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
-        self.pipeline = Pipeline(settings)
+        self.pipeline = Pipeline(settings, settle_ns)
+        self.settling: tuple[str, ...] = ()  # files being written, to look at again soon
         self.retry = True  # the first poll always builds
         self.next_release: dt.datetime | None = None
         current = store.load_current()
@@ -66,6 +75,7 @@ class Watcher:
         now = self.clock()
         try:
             reading = self.pipeline.read()
+            self.settling = reading.settling
             due = self.next_release is not None and now >= self.next_release
             if reading.unchanged and not due and not self.retry:
                 return False
@@ -204,6 +214,11 @@ class WatcherService:
                 log.info("this process (pid %d) is the watcher of %s", os.getpid(), self.store.root)
                 self._watcher = Watcher(self.settings, self.store, self.clock)
             self._watcher.poll()
+            for _ in range(SETTLE_RECHECKS):
+                if not self._watcher.settling:
+                    break
+                time.sleep(SETTLE_NS / 1e9)
+                self._watcher.poll()
 
     def stop(self) -> None:
         if self.scheduler.running:

@@ -45,7 +45,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def watcher(service_settings: Settings, store: PublishedStore, clock: Clock) -> Watcher:
-    return Watcher(service_settings, store, clock)
+    return Watcher(service_settings, store, clock, settle_ns=0)  # the quiet period has its own tests
 
 
 def titles(store: PublishedStore) -> list[str]:
@@ -184,10 +184,10 @@ def test_guard_survives_a_new_watcher(
     write_post: WritePost, service_settings: Settings, store: PublishedStore, content_dir: Path, clock: Clock
 ) -> None:
     path = write_post("one.txt", post_text(title="One"))
-    Watcher(service_settings, store, clock).poll()
+    Watcher(service_settings, store, clock, settle_ns=0).poll()
     good = store.current_name()
     path.unlink()
-    assert Watcher(service_settings, store, clock).poll() is False  # a worker that took over the lease
+    assert Watcher(service_settings, store, clock, settle_ns=0).poll() is False  # took over the lease
     assert store.current_name() == good
 
 
@@ -196,7 +196,7 @@ def test_guard_can_be_turned_off(
 ) -> None:
     settings = make_settings(state_dir=str(tmp_path / "state"), empty_guard=False)
     store = PublishedStore(default_state_dir(settings))
-    watcher = Watcher(settings, store, clock)
+    watcher = Watcher(settings, store, clock, settle_ns=0)
     path = write_post("one.txt", post_text(title="One"))
     watcher.poll()
     path.unlink()

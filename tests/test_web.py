@@ -71,7 +71,7 @@ def unpublished(state_settings: Settings, write_post: WritePost) -> Site:
     write_post("quay.txt", post_text(title=NASTY_TITLE, date="1602800000"))
     write_post("broken.txt", BROKEN_POST)
     store = PublishedStore(default_state_dir(state_settings))
-    return Site(state_settings, store, Watcher(state_settings, store, clock=lambda: FIXED_NOW))
+    return Site(state_settings, store, Watcher(state_settings, store, clock=lambda: FIXED_NOW, settle_ns=0))
 
 
 @pytest.fixture
@@ -131,7 +131,9 @@ def test_max_age_comes_from_settings(
 ) -> None:
     write_post("harbour.txt")
     settings = make_settings(state_dir=str(tmp_path / "state"), max_age=42)
-    Watcher(settings, PublishedStore(default_state_dir(settings)), clock=lambda: FIXED_NOW).poll()
+    Watcher(
+        settings, PublishedStore(default_state_dir(settings)), clock=lambda: FIXED_NOW, settle_ns=0
+    ).poll()
     response = create_app(settings).test_client().get("/atom.xml")
     assert response.headers["Cache-Control"] == "public, max-age=42"
 
