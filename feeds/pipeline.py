@@ -79,7 +79,7 @@ class Pipeline:
         kept = len(found.files) - sum(1 for file in stale if file.relpath not in known)
         removed = len(known) - kept
         if last and not stale and not removed and found.problems == last.scan_problems:
-            return replace(last, changed=0, removed=0)  # most polls: nothing to read or build
+            return replace(last, changed=0, removed=0, settling=())  # most polls: nothing to do
         # A file written in the last moment may still be growing: leave it for a moment.
         quiet_since = time.time_ns() - self.settle_ns
         settling = {file.relpath for file in stale if self.settle_ns and file.mtime_ns > quiet_since}

@@ -100,7 +100,10 @@ def read_source(file: SourceFile, max_bytes: int) -> bytes:
     """The file's bytes, as the scan saw them; raises OSError, ValueError when it is
     larger than `max_bytes`, or FileChanging when its size or mtime moved since the scan
     (a writer is at work: reading it now could publish half a post)."""
-    fd = os.open(file.path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fd = os.open(file.path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise FileChanging(file.relpath) from None  # removed since the scan: look again
     try:
         data = os.read(fd, max_bytes + 1)
         status = os.fstat(fd)

@@ -61,6 +61,7 @@ class Server:
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=errors,
+                start_new_session=True,  # its own process group, for killpg
             )
 
     def request(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from feeds.errors import Problem
-from feeds.scan import SourceFile, read_source, scan
+from feeds.scan import FileChanging, SourceFile, read_source, scan
 
 EXTENSIONS = (".md", ".markdown", ".txt")
 WritePost = Callable[..., Path]
@@ -231,7 +231,16 @@ def test_read_source_reads_what_scan_found(content_dir: Path, write_post: WriteP
         read_source(file, 4)
 
 
-def test_read_source_missing_file_raises_oserror(tmp_path: Path) -> None:
+def test_read_source_of_a_file_removed_since_the_scan_says_it_is_changing(tmp_path: Path) -> None:
     gone = SourceFile("gone.md", str(tmp_path / "gone.md"), 1, 1)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileChanging):
         read_source(gone, 100)
+
+
+def test_read_source_of_a_file_changed_since_the_scan_says_it_is_changing(tmp_path: Path) -> None:
+    path = tmp_path / "grown.md"
+    path.write_bytes(b"first")
+    scanned = SourceFile("grown.md", str(path), 5, path.stat().st_mtime_ns)
+    path.write_bytes(b"first and more")
+    with pytest.raises(FileChanging):
+        read_source(scanned, 100)
