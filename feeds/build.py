@@ -1,4 +1,5 @@
-"""From posts to feed bytes: select, render the newest, write RSS, Atom and JSON Feed.
+"""From posts to feed bytes: select, render the newest, write RSS, Atom and JSON Feed
+for the site, for each tag and category, and RFC 5005 archive pages.
 
 Pure: the same posts, settings and `now` always give byte-identical documents.
 """
@@ -6,8 +7,9 @@ Pure: the same posts, settings and `now` always give byte-identical documents.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from feeds.config import Settings
 from feeds.errors import Problem
@@ -15,9 +17,21 @@ from feeds.jsonfeed import json_feed
 from feeds.markdown import render, summarize
 from feeds.posts import Author, Post
 from feeds.select import select
-from feeds.xmlfeeds import Channel, Item, atom, rss
+from feeds.taxonomy import Term, group_terms
+from feeds.xmlfeeds import Channel, Item, Paging, atom, rss
 
 FEED_PATHS = {"rss": "/rss.xml", "atom": "/atom.xml", "json": "/feed.json"}
+FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
+
+# An archive page that is complete never changes until an old post is edited, so
+# readers and proxies may keep it for long (RFC 5005 §4: archives are stable).
+ARCHIVE_MAX_AGE = 7 * 24 * 3600
+
+Memo = Callable[[Hashable, Callable[[], bytes]], bytes]
+
+
+def no_memo(key: Hashable, make: Callable[[], bytes]) -> bytes:
+    return make()
 
 
 @dataclass(frozen=True)
@@ -29,11 +43,24 @@ class FeedDocuments:
 
 
 @dataclass(frozen=True)
+class Output:
+    """One file of a build: where it goes below the output folder, its bytes, the
+    newest entry it holds (HTTP Last-Modified) and how long it may be cached."""
+
+    path: str  # e.g. "rss.xml", "tags/c++/atom.xml", "archive/3/rss.xml"
+    body: bytes
+    updated: dt.datetime | None
+    max_age: int | None = None  # None: the max_age setting
+
+
+@dataclass(frozen=True)
 class Build:
     """One complete result of the pipeline: the documents and how they came to be."""
 
-    documents: FeedDocuments
+    documents: FeedDocuments  # the site's own three feeds
+    outputs: tuple[Output, ...]  # every file, the three above included
     items: tuple[Item, ...]
+    terms: tuple[Term, ...]
     files_read: int
     used: int
     held_back: int
@@ -52,25 +79,25 @@ def make_item(post: Post, body: str) -> Item:
 
 
 def site_channel(settings: Settings) -> Channel:
+    return _channel(settings, "/", settings.title, settings.description)
+
+
+def term_channel(settings: Settings, term: Term) -> Channel:
+    what = "tagged" if term.kind == "tags" else "in the category"
+    return _channel(settings, term.path, f"{settings.title}: {term.name}", f"Posts {what} “{term.name}”")
+
+
+def _channel(settings: Settings, prefix: str, title: str, description: str) -> Channel:
     return Channel(
-        id=settings.url("/"),
-        title=settings.title,
-        description=settings.description,
+        id=settings.url(prefix),
+        title=title,
+        description=description,
         home_url=settings.url("/"),
         language=settings.language,
         author=Author(settings.author_name, settings.author_email),
-        rss_url=settings.url(FEED_PATHS["rss"]),
-        atom_url=settings.url(FEED_PATHS["atom"]),
-        json_url=settings.url(FEED_PATHS["json"]),
-    )
-
-
-def documents(channel: Channel, items: Sequence[Item]) -> FeedDocuments:
-    return FeedDocuments(
-        rss=rss(channel, items),
-        atom=atom(channel, items),
-        json=json_feed(channel, items),
-        updated=max((item.post.updated for item in items), default=None),
+        rss_url=settings.url(prefix + FEED_FILES["rss"]),
+        atom_url=settings.url(prefix + FEED_FILES["atom"]),
+        json_url=settings.url(prefix + FEED_FILES["json"]),
     )
 
 
@@ -81,17 +108,96 @@ def build(
     now: dt.datetime,
     settings: Settings,
     itemize: Callable[[Post], Item],
+    memo: Memo = no_memo,
 ) -> Build:
-    """Builds the site feeds; `itemize` makes the item of a post that reaches a feed
-    (reading its body, or reusing an item rendered before)."""
+    """Builds every document; `itemize` makes the item of a post that reaches a feed
+    (reading its body, or reusing an item rendered before), and `memo` may return the
+    bytes of a document made before from the same inputs."""
     selection = select(posts, now)
-    items = tuple(itemize(post) for post in selection.posts[: settings.item_limit])
+    limit = settings.item_limit
+    items = tuple(itemize(post) for post in selection.posts[:limit])
+    pages = archive_pages(selection.posts, limit)
+    channel = site_channel(settings)
+    site = FeedDocuments(
+        rss=rss(channel, items, _latest_archive(settings, len(pages), "rss")),
+        atom=atom(channel, items, _latest_archive(settings, len(pages), "atom")),
+        json=json_feed(channel, items),
+        updated=_newest(items),
+    )
+    outputs = [Output(FEED_FILES[kind], getattr(site, kind), site.updated) for kind in FEED_FILES]
+    terms = group_terms(selection.posts)
+    for term in terms:
+        term_items = tuple(itemize(post) for post in term.posts[:limit])
+        channel = term_channel(settings, term)
+        folder = f"{term.kind}/{term.key}/"
+        for kind, write in (("rss", rss), ("atom", atom), ("json", json_feed)):
+            body = memo((kind, channel, term_items), partial(write, channel, term_items))
+            outputs.append(Output(folder + FEED_FILES[kind], body, _newest(term_items)))
+    for number, page in enumerate(pages, 1):
+        outputs.extend(_archive_outputs(settings, number, len(pages), page, itemize, memo))
     return Build(
-        documents=documents(site_channel(settings), items),
+        documents=site,
+        outputs=tuple(outputs),
         items=items,
+        terms=terms,
         files_read=files_read,
         used=len(selection.posts),
         held_back=selection.held_back,
         problems=tuple(sorted([*problems, *selection.duplicates])),
         next_release=selection.next_release,
     )
+
+
+def archive_pages(posts: Sequence[Post], size: int) -> list[tuple[Post, ...]]:
+    """The complete archive pages of `posts` (given newest first): oldest first, each
+    `size` posts. The newest posts that do not fill a page are all in the main feed,
+    which holds the newest `size`, so following the links recovers every post."""
+    oldest_first = posts[::-1]
+    complete = len(oldest_first) // size
+    return [tuple(oldest_first[n * size : (n + 1) * size]) for n in range(complete)]
+
+
+def _archive_outputs(
+    settings: Settings,
+    number: int,
+    count: int,
+    page: tuple[Post, ...],
+    itemize: Callable[[Post], Item],
+    memo: Memo,
+) -> list[Output]:
+    # Archive entries carry their summaries, not their whole text: rendering the whole
+    # history of a large site at every cold build would cost seconds.
+    items = tuple(_summary_item(post, itemize) for post in reversed(page))
+    outputs = []
+    for kind, write in (("rss", rss), ("atom", atom)):
+        links = [("current", settings.url(FEED_PATHS[kind]))]
+        if number > 1:
+            links.append(("prev-archive", _archive_url(settings, number - 1, kind)))
+        if number < count:
+            links.append(("next-archive", _archive_url(settings, number + 1, kind)))
+        channel = _channel(
+            settings, f"/archive/{number}/", f"{settings.title} (archive {number})", settings.description
+        )
+        paging = Paging(links=tuple(links), archive=True)
+        body = memo((kind, channel, paging, items), partial(write, channel, items, paging))
+        outputs.append(Output(f"archive/{number}/{FEED_FILES[kind]}", body, _newest(items), ARCHIVE_MAX_AGE))
+    return outputs
+
+
+def _summary_item(post: Post, itemize: Callable[[Post], Item]) -> Item:
+    if post.summary:
+        return Item(post, "", post.summary)
+    item = itemize(post)  # the summary comes from the body's first paragraph
+    return Item(post, "", item.summary)
+
+
+def _latest_archive(settings: Settings, count: int, kind: str) -> Paging:
+    return Paging(links=(("prev-archive", _archive_url(settings, count, kind)),)) if count else Paging()
+
+
+def _archive_url(settings: Settings, number: int, kind: str) -> str:
+    return settings.url(f"/archive/{number}/{FEED_FILES[kind]}")
+
+
+def _newest(items: Sequence[Item]) -> dt.datetime | None:
+    return max((item.post.updated for item in items), default=None)

@@ -17,7 +17,7 @@ from feeds.build import Build
 from feeds.config import Settings, load_settings
 from feeds.errors import ConfigError
 from feeds.pipeline import Pipeline
-from feeds.store import write_documents
+from feeds.store import write_outputs
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 PROGRESS_THRESHOLD = 1000  # files; smaller scans finish before a bar would help
@@ -80,9 +80,9 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     result, elapsed_ms = _run(settings)
     for problem in result.problems:
         log.warning("skipped %s", problem)
-    write_documents(args.out, result.documents)
+    written = write_outputs(args.out, result.outputs)
     print(
-        f"built {args.out}/{{rss.xml,atom.xml,feed.json}}: {result.files_read} files read, "
+        f"built {len(written)} files in {args.out}/: {result.files_read} files read, "
         f"{result.used} posts used ({len(result.items)} in the feeds), {result.held_back} held back, "
         f"{result.skipped} skipped, {elapsed_ms:.0f} ms"
     )

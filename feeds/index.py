@@ -1,5 +1,6 @@
-"""The small HTML page at `/`: the site, its three feeds (with autodiscovery links)
-and the latest posts. Every value from settings or posts is HTML-escaped."""
+"""The small HTML page at `/`: the site, its three feeds (with autodiscovery links),
+the latest posts, and the feeds of every tag and category. Every value from settings
+or posts is HTML-escaped."""
 
 from __future__ import annotations
 
@@ -8,46 +9,70 @@ from html import escape
 
 from feeds.config import Settings
 from feeds.dates import rfc3339
+from feeds.taxonomy import Term
 from feeds.xmlfeeds import ATOM_TYPE, JSON_TYPE, RSS_TYPE, Item
 
+INDEX_FILE = "index.html"
 FEEDS = (
-    ("RSS", "/rss.xml", RSS_TYPE),
-    ("Atom", "/atom.xml", ATOM_TYPE),
-    ("JSON Feed", "/feed.json", JSON_TYPE),
+    ("RSS", "rss.xml", RSS_TYPE),
+    ("Atom", "atom.xml", ATOM_TYPE),
+    ("JSON Feed", "feed.json", JSON_TYPE),
 )
+_HEADINGS = {"tags": "Tags", "categories": "Categories"}
 
 
-def index_html(settings: Settings, items: Sequence[Item]) -> bytes:
+def index_html(settings: Settings, items: Sequence[Item], terms: Sequence[Term] = ()) -> bytes:
     title = escape(settings.title)
-    discovery = "\n".join(
-        f'<link rel="alternate" type="{kind}" title="{title} ({name})" href="{escape(settings.url(path))}">'
-        for name, path, kind in FEEDS
-    )
-    feed_links = " · ".join(f'<a href="{escape(settings.url(path))}">{name}</a>' for name, path, _ in FEEDS)
+    discovery = [
+        f'<link rel="alternate" type="{kind}" title="{title} ({name})" href="{escape(settings.url(file))}">'
+        for name, file, kind in FEEDS
+    ]
+    discovery += [
+        f'<link rel="alternate" type="{RSS_TYPE}" title="{title}: {escape(term.name)}" '
+        f'href="{escape(settings.url(term.path + "rss.xml"))}">'
+        for term in terms
+    ]
     posts = "\n".join(
         f'<li><a href="{escape(item.post.permalink)}">{escape(item.post.title)}</a> '
         f'<time datetime="{rfc3339(item.post.date)}">{rfc3339(item.post.date)[:10]}</time></li>'
         for item in items
     )
+    sections = []
+    for kind, heading in _HEADINGS.items():
+        rows = [
+            f"<li>{escape(term.name)} ({len(term.posts)}): {_feed_links(settings, term.path)}</li>"
+            for term in terms
+            if term.kind == kind
+        ]
+        if rows:
+            sections.append(f"<h2>{heading}</h2>\n<ul>\n" + "\n".join(rows) + "\n</ul>")
+    newline = "\n"
     page = f"""<!doctype html>
 <html lang="{escape(settings.language)}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
-{discovery}
+{newline.join(discovery)}
 <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem}}
 time{{color:#666;margin-left:.5rem}}</style>
 </head>
 <body>
 <h1>{title}</h1>
 <p>{escape(settings.description)}</p>
-<p>Subscribe: {feed_links}</p>
+<p>Subscribe: {_feed_links(settings, "/")}</p>
 <h2>Latest posts</h2>
 <ul>
 {posts or "<li>No posts yet.</li>"}
 </ul>
+{newline.join(sections)}
 </body>
 </html>
 """
     return page.encode("utf-8")
+
+
+def _feed_links(settings: Settings, prefix: str) -> str:
+    return " · ".join(
+        f'<a href="{escape(settings.url(prefix + file))}">{name}</a>' for name, file, _ in FEEDS
+    )

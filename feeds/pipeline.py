@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from functools import partial
@@ -70,6 +70,7 @@ class Pipeline:
         self.settle_ns = settle_ns
         self._committed: Reading | None = None
         self._items: dict[Post, Item] = {}
+        self._documents: dict[Hashable, bytes] = {}
 
     def read(self, progress: Progress | None = None) -> Reading:
         found = scan(self.settings.content_dir, self.settings.extensions)
@@ -117,16 +118,26 @@ class Pipeline:
         )
 
     def build(self, reading: Reading, now: dt.datetime) -> Build:
-        built = build(reading.posts, reading.problems, reading.files_read, now, self.settings, self._item)
-        self._committed = reading
-        self._items = {item.post: item for item in built.items}
+        items: dict[Post, Item] = {}
+        documents: dict[Hashable, bytes] = {}
+
+        def item(post: Post) -> Item:
+            if post not in items:
+                items[post] = self._items.get(post) or make_item(post, self._body(post))
+            return items[post]
+
+        def memo(key: Hashable, make: Callable[[], bytes]) -> bytes:
+            if key not in documents:
+                documents[key] = self._documents[key] if key in self._documents else make()
+            return documents[key]
+
+        built = build(reading.posts, reading.problems, reading.files_read, now, self.settings, item, memo)
+        # Only what this build used is kept, so the caches never outgrow the site.
+        self._committed, self._items, self._documents = reading, items, documents
         return built
 
     def run(self, now: dt.datetime, progress: Progress | None = None) -> Build:
         return self.build(self.read(progress), now)
-
-    def _item(self, post: Post) -> Item:
-        return self._items.get(post) or make_item(post, self._body(post))
 
     def _body(self, post: Post) -> str:
         """The post's body, read again. Should the file have changed since it was

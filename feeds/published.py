@@ -5,7 +5,7 @@ a `current` symlink, replaced atomically, names the one in service. A worker loa
 whole generation at once, so it never mixes the files of two builds, and every worker
 (and every instance over the same settings) serves the same bytes.
 
-    <state>/generations/000042-<digest>/{rss.xml,rss.xml.gz,...,build.json}
+    <state>/generations/000042-<digest>/{rss.xml,rss.xml.gz,...,tags/c++/rss.xml,...,build.json}
     <state>/current -> generations/000042-<digest>
     <state>/health.json
 """
@@ -77,7 +77,9 @@ class PublishedStore:
             shutil.rmtree(leftover, ignore_errors=True)  # from a publisher killed mid-write
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.generations))
         for file_name, data in files.items():
-            (staging / file_name).write_bytes(data)
+            target = staging / file_name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         (staging / "build.json").write_text(json.dumps(meta, sort_keys=True))
         staging.chmod(0o755)
         os.replace(staging, self.generations / name)
@@ -91,7 +93,11 @@ class PublishedStore:
     def load(self, name: str) -> Generation:
         """Reads one generation; raises FileNotFoundError if it was pruned meanwhile."""
         folder = self.generations / name
-        files = {path.name: path.read_bytes() for path in folder.iterdir() if path.name != "build.json"}
+        files = {
+            path.relative_to(folder).as_posix(): path.read_bytes()
+            for path in folder.rglob("*")
+            if path.is_file() and path.name != "build.json"
+        }
         meta = json.loads((folder / "build.json").read_text())
         return Generation(name, files, meta)
 

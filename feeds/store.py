@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
-from feeds.build import FeedDocuments
-
-FILE_NAMES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
+from feeds.build import Output
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -26,11 +25,12 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def write_documents(out_dir: Path, documents: FeedDocuments) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+def write_outputs(out_dir: Path, outputs: Iterable[Output]) -> list[Path]:
+    """Writes each output below `out_dir`, every file atomically."""
     written = []
-    for kind, name in FILE_NAMES.items():
-        path = out_dir / name
-        write_atomically(path, getattr(documents, kind))
+    for output in outputs:
+        path = out_dir / output.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, output.body)
         written.append(path)
     return written

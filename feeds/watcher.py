@@ -24,7 +24,7 @@ from feeds.caching import compress
 from feeds.config import Settings
 from feeds.dates import rfc3339
 from feeds.errors import FeedsError
-from feeds.index import index_html
+from feeds.index import INDEX_FILE, index_html
 from feeds.pipeline import Pipeline, Reading
 from feeds.published import PublishedStore, default_state_dir
 
@@ -81,9 +81,7 @@ class Watcher:
                 return False
             self._guard(reading)
             built = self.pipeline.build(reading, now)
-            updated = built.documents.updated
-            meta = {"posts": built.used, "updated": rfc3339(updated) if updated else None}
-            published = self.store.publish(self._files(built), meta)
+            published = self.store.publish(self._files(built), self._meta(built))
         except Exception as error:
             self.retry = True
             if isinstance(error, EmptyContentGuard):
@@ -123,16 +121,25 @@ class Watcher:
             )
 
     def _files(self, built: Build) -> dict[str, bytes]:
-        documents = built.documents
-        files = {
-            "rss.xml": documents.rss,
-            "atom.xml": documents.atom,
-            "feed.json": documents.json,
-            "index.html": index_html(self.settings, built.items),
-        }
+        files = {output.path: output.body for output in built.outputs}
+        files[INDEX_FILE] = index_html(self.settings, built.items, built.terms)
         for name, data in list(files.items()):
             files[name + ".gz"] = compress(data)
         return files
+
+    def _meta(self, built: Build) -> dict[str, Any]:
+        """What the web workers need beside the bytes: each file's Last-Modified and
+        cache lifetime, and the number of posts (for the empty-directory guard)."""
+        outputs = {
+            output.path: {
+                "updated": rfc3339(output.updated) if output.updated else None,
+                "max_age": output.max_age,
+            }
+            for output in built.outputs
+        }
+        updated = built.documents.updated
+        outputs[INDEX_FILE] = {"updated": rfc3339(updated) if updated else None, "max_age": None}
+        return {"posts": built.used, "files": outputs}
 
     def _report(self, now: dt.datetime, built: Build | None = None, error: str | None = None) -> None:
         previous = self.store.read_health() or {}

@@ -18,24 +18,49 @@ from flask import Flask, Response
 from feeds.caching import Representation, answer
 from feeds.config import Settings, load_settings
 from feeds.published import PublishedStore, default_state_dir
+from feeds.taxonomy import KINDS, term_key
 from feeds.xmlfeeds import ATOM_TYPE, JSON_TYPE, RSS_TYPE
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 HTML_TYPE = "text/html; charset=utf-8"
-ROUTES = {
-    "/rss.xml": ("rss.xml", f"{RSS_TYPE}; charset=utf-8"),
-    "/atom.xml": ("atom.xml", f"{ATOM_TYPE}; charset=utf-8"),
-    "/feed.json": ("feed.json", f"{JSON_TYPE}; charset=utf-8"),
-    "/": ("index.html", HTML_TYPE),
+# Content types by file name; each site, tag, category or archive feed is one of these.
+CONTENT_TYPES = {
+    "rss.xml": f"{RSS_TYPE}; charset=utf-8",
+    "atom.xml": f"{ATOM_TYPE}; charset=utf-8",
+    "feed.json": f"{JSON_TYPE}; charset=utf-8",
+    "index.html": HTML_TYPE,
 }
+# Paths that exist before the first build: until then they answer 503, not 404.
+CORE_PATHS = frozenset({"/rss.xml", "/atom.xml", "/feed.json", "/"})
+ALLOWED = "GET, HEAD"
 # The index shows text and links only: no scripts, frames, forms or outside resources.
 HTML_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
 RETRY_AFTER_SECONDS = "5"
+
+
+def route_of(file_name: str) -> str:
+    """The URL path that serves a published file: `index.html` is `/`."""
+    return "/" if file_name == "index.html" else "/" + file_name
+
+
+def canonical_path(path_info: str) -> str:
+    """The request path as the routes spell it: WSGI's latin-1 PATH_INFO decoded as
+    UTF-8, and a tag or category segment in its key form, so that `/tags/C++/rss.xml`
+    and `/tags/Web%20Dev/rss.xml` find `c++` and `web-dev`."""
+    try:
+        path = path_info.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return path_info
+    parts = path.split("/")
+    if len(parts) == 4 and parts[1] in KINDS and parts[2]:
+        parts[2] = term_key(parts[2]) or parts[2]
+        return "/".join(parts)
+    return path
 
 
 class Snapshots:
@@ -50,6 +75,7 @@ class Snapshots:
         self._lock = threading.Lock()
 
     def representation(self, path: str) -> Representation | None:
+        """The representation served at `path`; None when there is none (yet)."""
         name = self.store.current_name()
         if name != self._name:
             with self._lock:
@@ -61,18 +87,22 @@ class Snapshots:
         if generation is None:
             self._name, self._representations = None, {}
             return
-        updated = generation.meta.get("updated")
-        last_modified = dt.datetime.fromisoformat(updated) if updated else None
-        self._representations = {
-            path: Representation.of(
-                generation.files[file_name],
+        described = generation.meta.get("files", {})
+        representations = {}
+        for file_name, body in generation.files.items():
+            content_type = CONTENT_TYPES.get(file_name.rpartition("/")[2])
+            if content_type is None:
+                continue  # the .gz twins, which are served with their originals
+            about = described.get(file_name, {})
+            updated = about.get("updated")
+            representations[route_of(file_name)] = Representation.of(
+                body,
                 content_type,
-                last_modified,
-                self.max_age,
+                dt.datetime.fromisoformat(updated) if updated else None,
+                about.get("max_age") or self.max_age,
                 gzip_body=generation.files[file_name + ".gz"],
             )
-            for path, (file_name, content_type) in ROUTES.items()
-        }
+        self._representations = representations
         self._name = generation.name
 
 
@@ -83,13 +113,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["FEEDS_SETTINGS"] = settings
 
-    def not_built_yet() -> Response:
-        # Reached only when the fast path had no generation to serve.
-        response = Response("The first build has not finished yet.\n", 503, mimetype="text/plain")
-        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
     def healthz() -> Response:
         body = store.read_health() or {"status": "starting", "last_success": None, "last_error": None}
         status = 200 if store.current_name() is not None else 503
@@ -97,10 +120,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    for path in ROUTES:
-        app.add_url_rule(
-            path, endpoint=path, view_func=not_built_yet, methods=["GET"], provide_automatic_options=False
-        )
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"], provide_automatic_options=False)
 
     @app.after_request
@@ -113,12 +132,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 class CachedFeeds:
-    """WSGI middleware answering GET and HEAD of the feed routes straight from memory.
+    """WSGI middleware answering the published feeds straight from memory.
 
     A feed poll is the hot path: it skips Flask's routing, request and response objects
     (and Werkzeug's removal of Last-Modified from 304s, which RFC 9110 §15.4.5 allows
-    and feed readers use). Every other request, including other methods on these paths
-    (405 with Allow) and requests before the first build (503), goes to Flask.
+    and feed readers use). It also answers other methods on those paths (405) and the
+    site's own feeds before the first build (503). Every other path goes to Flask.
     """
 
     def __init__(self, app: WSGIApplication, snapshots: Snapshots) -> None:
@@ -126,13 +145,22 @@ class CachedFeeds:
         self.snapshots = snapshots
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        method = environ["REQUEST_METHOD"]
-        path = environ.get("PATH_INFO", "")
-        if method not in ("GET", "HEAD") or path not in ROUTES:
-            return self.app(environ, start_response)
+        path = canonical_path(environ.get("PATH_INFO", ""))
         representation = self.snapshots.representation(path)
         if representation is None:
+            if path in CORE_PATHS:
+                return _plain(
+                    start_response,
+                    "503 Service Unavailable",
+                    "The first build has not finished yet.\n",
+                    [("Retry-After", RETRY_AFTER_SECONDS)],
+                )
             return self.app(environ, start_response)
+        method = environ["REQUEST_METHOD"]
+        if method not in ("GET", "HEAD"):
+            return _plain(
+                start_response, "405 Method Not Allowed", "Method not allowed.\n", [("Allow", ALLOWED)]
+            )
         result = answer(
             representation,
             if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
@@ -144,6 +172,23 @@ class CachedFeeds:
             headers.append(("Content-Security-Policy", HTML_POLICY))
         start_response(_STATUS_LINES[result.status], headers)
         return [] if method == "HEAD" else [result.body]
+
+
+def _plain(
+    start_response: StartResponse, status: str, text: str, extra: list[tuple[str, str]]
+) -> list[bytes]:
+    body = text.encode()
+    start_response(
+        status,
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+            *extra,
+        ],
+    )
+    return [body]
 
 
 _STATUS_LINES = {200: "200 OK", 304: "304 Not Modified"}

@@ -30,6 +30,7 @@ feedgen.feed.formatRFC2822 = rfc822
 feedgen.entry.formatRFC2822 = rfc822
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
+HISTORY_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
 RSS_TYPE = "application/rss+xml"
 ATOM_TYPE = "application/atom+xml"
 JSON_TYPE = "application/feed+json"
@@ -100,17 +101,48 @@ def atom_id(post: Post) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, post.id).urn
 
 
-def rss(channel: Channel, items: Sequence[Item]) -> bytes:
+@dataclass(frozen=True)
+class Paging:
+    """RFC 5005 links of one document: `links` are (rel, href) pairs such as
+    ("prev-archive", url); `archive` marks an archive document (`fh:archive`)."""
+
+    links: tuple[tuple[str, str], ...] = ()
+    archive: bool = False
+
+
+NO_PAGING = Paging()
+
+
+def rss(channel: Channel, items: Sequence[Item], paging: Paging = NO_PAGING) -> bytes:
     generator = _generator(channel, items, channel.rss_url, RSS_TYPE)
-    return _serialize(etree.fromstring(generator.rss_str(), _PARSER))
+    root = etree.fromstring(generator.rss_str(), _PARSER)
+    channel_element = root.find("channel")
+    assert channel_element is not None
+    # feedgen writes only the self link into RSS (its issue #122): paging links and the
+    # archive marker are added here, after the self link and before the first item.
+    position = list(channel_element).index(channel_element.find(f"{{{ATOM_NS}}}link")) + 1
+    for element in reversed(_paging_elements(paging)):
+        channel_element.insert(position, element)
+    return _serialize(root)
 
 
-def atom(channel: Channel, items: Sequence[Item]) -> bytes:
+def atom(channel: Channel, items: Sequence[Item], paging: Paging = NO_PAGING) -> bytes:
     generator = _generator(channel, items, channel.atom_url, ATOM_TYPE)
     root = etree.fromstring(generator.atom_str(), _PARSER)
-    for element, item in zip(root.iterfind(f"{{{ATOM_NS}}}entry"), items, strict=True):
+    entries = list(root.iterfind(f"{{{ATOM_NS}}}entry"))
+    for element, item in zip(entries, items, strict=True):
         _mend_atom_entry(element, item.post)
+    position = root.index(entries[0]) if entries else len(root)
+    for element in reversed(_paging_elements(paging)):
+        root.insert(position, element)
     return _serialize(root)
+
+
+def _paging_elements(paging: Paging) -> list[etree._Element]:
+    elements = [etree.Element(f"{{{ATOM_NS}}}link", {"rel": rel, "href": href}) for rel, href in paging.links]
+    if paging.archive:
+        elements.append(etree.Element(f"{{{HISTORY_NS}}}archive", nsmap={"fh": HISTORY_NS}))
+    return elements
 
 
 def _generator(channel: Channel, items: Sequence[Item], self_url: str, self_type: str) -> FeedGenerator:
@@ -141,7 +173,8 @@ def _add_entry(fg: FeedGenerator, item: Item) -> None:
     entry.published(_seconds(post.date))
     entry.updated(_seconds(post.updated))
     entry.summary(item.summary)
-    entry.content(item.html, type="html")
+    if item.html:  # archive entries carry the summary only
+        entry.content(item.html, type="html")
     entry.author([_author(a) for a in post.authors])
     without_email = [a.name for a in post.authors if not a.email]
     if without_email:
