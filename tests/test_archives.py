@@ -1,0 +1,121 @@
+"""RFC 5005 paged archives: the main feeds stay bounded, history stays reachable, and a
+complete archive page keeps its bytes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from feeds.build import ARCHIVE_MAX_AGE, Build
+from feeds.pipeline import Pipeline
+from feeds.published import PublishedStore, default_state_dir
+from feeds.watcher import Watcher
+from feeds.web import create_app
+
+from conftest import MakeSettings, WritePost, post_text
+from feedcheck import NS, parsed, strict_xml
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+HISTORY = "{http://purl.org/syndication/history/1.0}archive"
+
+
+def write_posts(write_post: WritePost, first: int, last: int) -> None:
+    for n in range(first, last):
+        write_post(f"p{n:03d}.txt", post_text(title=f"Post {n}", date=str(1_000_000 + n * 60)))
+
+
+def bodies(built: Build) -> dict[str, bytes]:
+    return {output.path: output.body for output in built.outputs}
+
+
+def links(document: bytes, kind: str) -> dict[str, str]:
+    root = strict_xml(document)
+    parent = root.find("channel") if kind == "rss" else root
+    assert parent is not None
+    return {link.get("rel", ""): link.get("href", "") for link in parent.findall("atom:link", NS)}
+
+
+def follow_history(files: dict[str, bytes], kind: str) -> list[Any]:
+    """Every entry a reader finds from the main feed by following prev-archive links."""
+    name = "rss.xml" if kind == "rss" else "atom.xml"
+    document = files[name]
+    entries = list(parsed(document).entries)
+    seen = {name}
+    while (previous := links(document, kind).get("prev-archive")) is not None:
+        path = previous.removeprefix("https://example.com/")
+        assert path not in seen, "archive links go round in a circle"
+        seen.add(path)
+        document = files[path]
+        assert strict_xml(document).find(f".//{HISTORY}") is not None
+        entries.extend(parsed(document).entries)
+    return entries
+
+
+def test_history_is_recoverable_from_the_main_feeds(
+    write_post: WritePost, make_settings: MakeSettings
+) -> None:
+    write_posts(write_post, 0, 45)
+    files = bodies(Pipeline(make_settings(item_limit=10)).run(NOW))
+    assert sorted(p for p in files if p.startswith("archive/")) == sorted(
+        f"archive/{n}/{name}" for n in range(1, 5) for name in ("rss.xml", "atom.xml")
+    )
+    for kind in ("rss", "atom"):
+        entries = follow_history(files, kind)
+        assert len(parsed(files["rss.xml" if kind == "rss" else "atom.xml"]).entries) == 10
+        assert {e.title for e in entries} == {f"Post {n}" for n in range(45)}
+    assert links(files["rss.xml"], "rss")["prev-archive"] == "https://example.com/archive/4/rss.xml"
+    assert links(files["atom.xml"], "atom")["prev-archive"] == "https://example.com/archive/4/atom.xml"
+    page_one = links(files["archive/1/atom.xml"], "atom")
+    assert page_one == {
+        "self": "https://example.com/archive/1/atom.xml",
+        "alternate": "https://example.com/",
+        "current": "https://example.com/atom.xml",
+        "next-archive": "https://example.com/archive/2/atom.xml",
+    }
+    page_four = links(files["archive/4/rss.xml"], "rss")
+    assert page_four["prev-archive"] == "https://example.com/archive/3/rss.xml"
+    assert "next-archive" not in page_four
+    oldest = parsed(files["archive/1/rss.xml"]).entries
+    assert [e.title for e in oldest] == [f"Post {n}" for n in range(9, -1, -1)]
+    assert "content" not in oldest[0]  # archive entries carry their summaries
+
+
+def test_small_sites_have_no_archives(write_post: WritePost, make_settings: MakeSettings) -> None:
+    write_posts(write_post, 0, 9)
+    files = bodies(Pipeline(make_settings(item_limit=10)).run(NOW))
+    assert not any(path.startswith("archive/") for path in files)
+    assert "prev-archive" not in links(files["rss.xml"], "rss")
+
+
+def test_complete_pages_keep_their_bytes_as_the_site_grows(
+    write_post: WritePost, make_settings: MakeSettings
+) -> None:
+    settings = make_settings(item_limit=10)
+    pipeline = Pipeline(settings)
+    write_posts(write_post, 0, 25)
+    before = bodies(pipeline.run(NOW))
+    write_posts(write_post, 25, 38)
+    after = bodies(pipeline.run(NOW))
+    for page in ("archive/1/rss.xml", "archive/1/atom.xml"):
+        assert after[page] == before[page]
+    assert after["archive/2/atom.xml"] != before["archive/2/atom.xml"]  # it gained a next-archive link
+    assert "archive/3/rss.xml" in after
+    assert len(parsed(after["rss.xml"]).entries) == 10
+
+
+def test_archive_pages_are_served_with_a_long_max_age(
+    write_post: WritePost, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    settings = make_settings(item_limit=10, state_dir=str(tmp_path / "state"))
+    write_posts(write_post, 0, 25)
+    Watcher(settings, PublishedStore(default_state_dir(settings)), clock=lambda: NOW, settle_ns=0).poll()
+    client = create_app(settings).test_client()
+    page = client.get("/archive/1/atom.xml")
+    assert page.status_code == 200
+    assert page.headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+    assert page.headers["Cache-Control"] == f"public, max-age={ARCHIVE_MAX_AGE}"
+    assert client.get("/rss.xml").headers["Cache-Control"] == "public, max-age=300"
+    again = client.get("/archive/1/atom.xml", headers={"If-None-Match": page.headers["ETag"]})
+    assert again.status_code == 304
+    assert client.get("/archive/3/atom.xml").status_code == 404
