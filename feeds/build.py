@@ -98,6 +98,7 @@ def _channel(settings: Settings, prefix: str, title: str, description: str) -> C
         rss_url=settings.url(prefix + FEED_FILES["rss"]),
         atom_url=settings.url(prefix + FEED_FILES["atom"]),
         json_url=settings.url(prefix + FEED_FILES["json"]),
+        hub=settings.websub_hub,
     )
 
 

@@ -44,6 +44,7 @@ class Settings:
     empty_guard: bool = True
     state_dir: str = ""
     log_format: str = "text"
+    websub_hub: str = ""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -142,6 +143,21 @@ def _base_url(key: str, value: object) -> str:
     return text.rstrip("/")
 
 
+def _optional_url(key: str, value: object) -> str:
+    """An absolute http(s) URL kept exactly as written, or empty for none."""
+    text = _text(key, value).strip()
+    if not text:
+        return ""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as error:
+        raise ConfigError(key, f"malformed URL {text!r}: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in text):
+        raise ConfigError(key, f"must be an absolute http(s) URL, or empty, got {text!r}")
+    return text
+
+
 def _permalink(key: str, value: object) -> str:
     pattern = _text(key, value).strip()
     if not pattern.startswith("/"):
@@ -199,6 +215,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "empty_guard": _boolean,
     "state_dir": _text,
     "log_format": _log_format,
+    "websub_hub": _optional_url,
 }
 assert set(_PARSERS) == {f.name for f in fields(Settings)}
 

@@ -14,7 +14,7 @@ VERSION = "https://jsonfeed.org/version/1.1"
 
 
 def json_feed(channel: Channel, items: Sequence[Item]) -> bytes:
-    document = {
+    document: dict[str, object] = {
         "version": VERSION,
         "title": channel.title,
         "home_page_url": channel.home_url,
@@ -24,6 +24,8 @@ def json_feed(channel: Channel, items: Sequence[Item]) -> bytes:
         "authors": [_author(channel.author)],
         "items": [_item(item) for item in items],
     }
+    if channel.hub:
+        document["hubs"] = [{"type": "WebSub", "url": channel.hub}]
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 

@@ -13,9 +13,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -27,6 +28,7 @@ from feeds.errors import FeedsError
 from feeds.index import INDEX_FILE, index_html
 from feeds.pipeline import Pipeline, Reading
 from feeds.published import PublishedStore, default_state_dir
+from feeds.websub import Publisher
 
 log = logging.getLogger("feeds.watcher")
 
@@ -55,17 +57,24 @@ class Watcher:
     """
 
     def __init__(
-        self, settings: Settings, store: PublishedStore, clock: Clock = utc_now, settle_ns: int = SETTLE_NS
+        self,
+        settings: Settings,
+        store: PublishedStore,
+        clock: Clock = utc_now,
+        settle_ns: int = SETTLE_NS,
+        publisher: Publisher | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.publisher = publisher
         self.pipeline = Pipeline(settings, settle_ns)
         self.settling: tuple[str, ...] = ()  # files being written, to look at again soon
         self.retry = True  # the first poll always builds
         self.next_release: dt.datetime | None = None
         current = store.load_current()
         self.published_posts = int(current.meta.get("posts", 0)) if current else 0
+        self.published_files: Mapping[str, bytes] = current.files if current else {}
         self.last_success: str | None = None
 
     def poll(self) -> bool:
@@ -81,7 +90,8 @@ class Watcher:
                 return False
             self._guard(reading)
             built = self.pipeline.build(reading, now)
-            published = self.store.publish(self._files(built), self._meta(built))
+            files = self._files(built)
+            published = self.store.publish(files, self._meta(built))
         except Exception as error:
             self.retry = True
             if isinstance(error, EmptyContentGuard):
@@ -91,6 +101,9 @@ class Watcher:
             self._report(now, error=f"{type(error).__name__}: {error}")
             return False
         self.retry = False
+        if published and self.publisher:
+            self.publisher.publish(self._changed_feeds(built, self.published_files))
+        self.published_files = files
         self.next_release = built.next_release
         self.published_posts = built.used
         self.last_success = rfc3339(now)
@@ -126,6 +139,14 @@ class Watcher:
         for name, data in list(files.items()):
             files[name + ".gz"] = compress(data)
         return files
+
+    def _changed_feeds(self, built: Build, before: Mapping[str, bytes]) -> list[str]:
+        """The URLs of the subscribable feeds whose bytes this build changed."""
+        return [
+            self.settings.url(quote(output.path, safe="/"))
+            for output in built.outputs
+            if not output.path.startswith("archive/") and before.get(output.path) != output.body
+        ]
 
     def _meta(self, built: Build) -> dict[str, Any]:
         """What the web workers need beside the bytes: each file's Last-Modified and
@@ -219,7 +240,8 @@ class WatcherService:
                 return
             if self._watcher is None:
                 log.info("this process (pid %d) is the watcher of %s", os.getpid(), self.store.root)
-                self._watcher = Watcher(self.settings, self.store, self.clock)
+                publisher = Publisher(self.settings.websub_hub) if self.settings.websub_hub else None
+                self._watcher = Watcher(self.settings, self.store, self.clock, publisher=publisher)
             self._watcher.poll()
             for _ in range(SETTLE_RECHECKS):
                 if not self._watcher.settling:
@@ -230,4 +252,6 @@ class WatcherService:
     def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        if self._watcher and self._watcher.publisher:
+            self._watcher.publisher.close()
         self.lease.release()

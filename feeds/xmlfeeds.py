@@ -74,6 +74,7 @@ class Channel:
     rss_url: str
     atom_url: str
     json_url: str
+    hub: str = ""  # a WebSub hub that readers may subscribe through
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,10 @@ def rss(channel: Channel, items: Sequence[Item], paging: Paging = NO_PAGING) -> 
     root = etree.fromstring(generator.rss_str(), _PARSER)
     channel_element = root.find("channel")
     assert channel_element is not None
-    # feedgen writes only the self link into RSS (its issue #122): paging links and the
-    # archive marker are added here, after the self link and before the first item.
+    # feedgen writes only the self link into RSS: hub and paging links and the archive
+    # marker are added here, after the self link and before the first item.
     position = list(channel_element).index(channel_element.find(f"{{{ATOM_NS}}}link")) + 1
-    for element in reversed(_paging_elements(paging)):
+    for element in reversed(_link_elements(channel, paging)):
         channel_element.insert(position, element)
     return _serialize(root)
 
@@ -133,13 +134,16 @@ def atom(channel: Channel, items: Sequence[Item], paging: Paging = NO_PAGING) ->
     for element, item in zip(entries, items, strict=True):
         _mend_atom_entry(element, item.post)
     position = root.index(entries[0]) if entries else len(root)
-    for element in reversed(_paging_elements(paging)):
+    for element in reversed(_link_elements(channel, paging)):
         root.insert(position, element)
     return _serialize(root)
 
 
-def _paging_elements(paging: Paging) -> list[etree._Element]:
-    elements = [etree.Element(f"{{{ATOM_NS}}}link", {"rel": rel, "href": href}) for rel, href in paging.links]
+def _link_elements(channel: Channel, paging: Paging) -> list[etree._Element]:
+    """Links feedgen cannot write into RSS (its issue #122 drops `rel="hub"`), written
+    the same way into both formats: the WebSub hub, then the RFC 5005 links."""
+    links = ((("hub", channel.hub),) if channel.hub else ()) + paging.links
+    elements = [etree.Element(f"{{{ATOM_NS}}}link", {"rel": rel, "href": href}) for rel, href in links]
     if paging.archive:
         elements.append(etree.Element(f"{{{HISTORY_NS}}}archive", nsmap={"fh": HISTORY_NS}))
     return elements
