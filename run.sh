@@ -22,6 +22,17 @@ setup() {
     fi
 }
 
+# The browser tests open the feeds in a real headless Chromium, Debian's package.
+browser() {
+    command -v chromium >/dev/null 2>&1 && return
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "run.sh: installing Debian's chromium for the browser tests" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "run.sh: the browser tests need chromium (sudo apt-get install chromium)" >&2
+    fi
+}
+
 command=${1:-help}
 shift || true
 case "$command" in
@@ -39,6 +50,7 @@ case "$command" in
         ;;
     test)
         setup
+        browser
         "$VENV/bin/ruff" check feeds tests bench
         "$VENV/bin/ruff" format --check feeds tests bench
         "$VENV/bin/mypy"

@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from importlib import resources
 
 from feeds.config import Settings
 from feeds.errors import Problem
@@ -18,7 +19,7 @@ from feeds.markdown import render, summarize
 from feeds.posts import Author, Post
 from feeds.select import select
 from feeds.taxonomy import Term, group_terms
-from feeds.xmlfeeds import Channel, Item, Paging, atom, rss
+from feeds.xmlfeeds import STYLESHEET_PATH, Channel, Item, Paging, atom, rss
 
 FEED_PATHS = {"rss": "/rss.xml", "atom": "/atom.xml", "json": "/feed.json"}
 FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
@@ -126,6 +127,7 @@ def build(
         updated=_newest(items),
     )
     outputs = [Output(FEED_FILES[kind], getattr(site, kind), site.updated) for kind in FEED_FILES]
+    outputs.append(Output(STYLESHEET_PATH.lstrip("/"), stylesheet(), None))
     terms = group_terms(selection.posts)
     for term in terms:
         term_items = tuple(itemize(post) for post in term.posts[:limit])
@@ -147,6 +149,11 @@ def build(
         problems=tuple(sorted([*problems, *selection.duplicates])),
         next_release=selection.next_release,
     )
+
+
+def stylesheet() -> bytes:
+    """The XSLT that shows the RSS and Atom feeds as a page in a browser."""
+    return (resources.files("feeds") / "static" / "feed.xsl").read_bytes()
 
 
 def archive_pages(posts: Sequence[Post], size: int) -> list[tuple[Post, ...]]:

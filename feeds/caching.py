@@ -33,6 +33,9 @@ class Representation:
     content_type: str
     last_modified: dt.datetime | None
     cache_control: str
+    # The type for a browser's page request (Accept names text/html): browsers show
+    # application/rss+xml as plain text, but apply the feed's XSLT to application/xml.
+    browser_type: str | None = None
 
     @classmethod
     def of(
@@ -42,6 +45,7 @@ class Representation:
         last_modified: dt.datetime | None,
         max_age: int,
         gzip_body: bytes | None = None,
+        browser_type: str | None = None,
     ) -> Representation:
         # Both tags derive from the identity bytes, so every instance agrees on them
         # even where zlib versions would compress the same bytes differently.
@@ -54,6 +58,7 @@ class Representation:
             content_type=content_type,
             last_modified=last_modified.replace(microsecond=0) if last_modified else None,
             cache_control=f"public, max-age={max_age}",
+            browser_type=browser_type,
         )
 
 
@@ -75,6 +80,7 @@ def answer(
     if_none_match: str | None = None,
     if_modified_since: str | None = None,
     accept_encoding: str | None = None,
+    accept: str | None = None,
 ) -> Answer:
     """The answer to a GET of `representation` given the request's headers (for HEAD,
     the server sends the same status and headers and drops the body)."""
@@ -82,13 +88,16 @@ def answer(
     headers = [
         ("ETag", variant.etag),
         ("Cache-Control", representation.cache_control),
-        ("Vary", "Accept-Encoding"),
+        ("Vary", "Accept, Accept-Encoding" if representation.browser_type else "Accept-Encoding"),
     ]
     if representation.last_modified:
         headers.append(("Last-Modified", http_date(representation.last_modified)))
     if not_modified(variant.etag, representation.last_modified, if_none_match, if_modified_since):
         return Answer(304, headers, b"")
-    headers.append(("Content-Type", representation.content_type))
+    content_type = representation.content_type
+    if representation.browser_type and accept and "text/html" in accept:
+        content_type = representation.browser_type
+    headers.append(("Content-Type", content_type))
     headers.append(("Content-Length", str(len(variant.body))))
     if variant.encoding:
         headers.append(("Content-Encoding", variant.encoding))

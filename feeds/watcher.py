@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from feeds.build import Build
+from feeds.build import FEED_FILES, Build
 from feeds.caching import compress
 from feeds.config import Settings
 from feeds.dates import rfc3339
@@ -145,7 +145,9 @@ class Watcher:
         return [
             self.settings.url(quote(output.path, safe="/"))
             for output in built.outputs
-            if not output.path.startswith("archive/") and before.get(output.path) != output.body
+            if output.path.rpartition("/")[2] in FEED_FILES.values()
+            and not output.path.startswith("archive/")
+            and before.get(output.path) != output.body
         ]
 
     def _meta(self, built: Build) -> dict[str, Any]:

@@ -31,7 +31,10 @@ CONTENT_TYPES = {
     "atom.xml": f"{ATOM_TYPE}; charset=utf-8",
     "feed.json": f"{JSON_TYPE}; charset=utf-8",
     "index.html": HTML_TYPE,
+    "feed.xsl": "text/xsl; charset=utf-8",
 }
+XML_FEED_TYPES = frozenset({CONTENT_TYPES["rss.xml"], CONTENT_TYPES["atom.xml"]})
+BROWSER_TYPE = "application/xml; charset=utf-8"
 # Paths that exist before the first build: until then they answer 503, not 404.
 CORE_PATHS = frozenset({"/rss.xml", "/atom.xml", "/feed.json", "/"})
 ALLOWED = "GET, HEAD"
@@ -101,6 +104,7 @@ class Snapshots:
                 dt.datetime.fromisoformat(updated) if updated else None,
                 about.get("max_age") or self.max_age,
                 gzip_body=generation.files[file_name + ".gz"],
+                browser_type=BROWSER_TYPE if content_type in XML_FEED_TYPES else None,
             )
         self._representations = representations
         self._name = generation.name
@@ -166,6 +170,7 @@ class CachedFeeds:
             if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
             if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
             accept_encoding=environ.get("HTTP_ACCEPT_ENCODING"),
+            accept=environ.get("HTTP_ACCEPT"),
         )
         headers = [*result.headers, ("X-Content-Type-Options", "nosniff")]
         if representation.content_type == HTML_TYPE:

@@ -31,6 +31,7 @@ feedgen.entry.formatRFC2822 = rfc822
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
+STYLESHEET_PATH = "/feed.xsl"
 RSS_TYPE = "application/rss+xml"
 ATOM_TYPE = "application/atom+xml"
 JSON_TYPE = "application/feed+json"
@@ -220,4 +221,10 @@ def _author(author: Author) -> dict[str, str]:
 
 
 def _serialize(root: etree._Element) -> bytes:
-    return bytes(etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8"))
+    # Browsers that open the feed render it through the stylesheet; readers ignore it.
+    root.addprevious(
+        etree.ProcessingInstruction("xml-stylesheet", f'type="text/xsl" href="{STYLESHEET_PATH}"')
+    )
+    return bytes(
+        etree.tostring(root.getroottree(), pretty_print=True, xml_declaration=True, encoding="UTF-8")
+    )

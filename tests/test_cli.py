@@ -45,8 +45,8 @@ def test_build_writes_three_valid_files(
     rss, _atom, _feed = check_documents(read_documents(out))
     assert [e.title for e in rss.entries] == ["Two", "One"]
     printed = capsys.readouterr().out.strip()
-    assert printed.startswith(f"built 3 files in {out}/: 2 files read, 2 posts used")
-    assert sorted(p.name for p in out.iterdir()) == ["atom.xml", "feed.json", "rss.xml"]
+    assert printed.startswith(f"built 4 files in {out}/: 2 files read, 2 posts used")
+    assert sorted(p.name for p in out.iterdir()) == ["atom.xml", "feed.json", "feed.xsl", "rss.xml"]
 
 
 def test_content_flag_overrides_the_setting(write_post: WritePost, config: Path, tmp_path: Path) -> None:

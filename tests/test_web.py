@@ -34,6 +34,12 @@ FEED_TYPES = {
 }
 FILES = {"/rss.xml": "rss.xml", "/atom.xml": "atom.xml", "/feed.json": "feed.json", "/": "index.html"}
 ROUTES = list(FEED_TYPES)
+# RSS and Atom also vary with Accept: a browser's page request gets them as XML.
+VARY = {
+    path: "Accept, Accept-Encoding" if path in ("/rss.xml", "/atom.xml") else "Accept-Encoding"
+    for path in ROUTES
+}
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 HTML_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
@@ -94,7 +100,7 @@ def assert_not_modified(response: TestResponse, etag: str, last_modified: str = 
     assert response.data == b""
     assert response.headers["ETag"] == etag
     assert response.headers["Cache-Control"] == "public, max-age=300"
-    assert response.headers["Vary"] == "Accept-Encoding"
+    assert response.headers["Vary"] == VARY[response.request.path]
     assert response.headers["Last-Modified"] == last_modified
     for name in ("Content-Type", "Content-Length", "Content-Encoding"):
         assert name not in response.headers
@@ -114,7 +120,7 @@ def test_get_serves_published_bytes_with_every_header(site: Site, client: FlaskC
     assert response.headers["Content-Length"] == str(len(body))
     assert response.headers["ETag"] == site.etag(path)
     assert response.headers["Cache-Control"] == "public, max-age=300"
-    assert response.headers["Vary"] == "Accept-Encoding"
+    assert response.headers["Vary"] == VARY[path]
     assert response.headers["Last-Modified"] == LAST_MODIFIED
     assert "Content-Encoding" not in response.headers
     assert_nosniff(response)
@@ -254,7 +260,7 @@ def test_gzip_when_accepted(site: Site, client: FlaskClient, path: str) -> None:
     assert response.status_code == 200
     assert response.headers["Content-Encoding"] == "gzip"
     assert response.headers["Content-Type"] == FEED_TYPES[path]
-    assert response.headers["Vary"] == "Accept-Encoding"
+    assert response.headers["Vary"] == VARY[path]
     assert response.headers["Content-Length"] == str(len(response.data))
     assert gzip.decompress(response.data) == identity.data == site.published(path)
     assert response.headers["ETag"] == site.etag(path, gzipped=True)
@@ -422,3 +428,25 @@ def test_second_app_answers_the_same(site: Site, client: FlaskClient) -> None:
             assert second.data == first.data
             etag = first.headers["ETag"]
             assert_not_modified(other.get(path, headers={**headers, "If-None-Match": etag}), etag)
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_a_browser_gets_xml_feeds_as_xml_and_the_same_bytes(
+    site: Site, client: FlaskClient, path: str
+) -> None:
+    reader = client.get(path, headers={"Accept": "application/rss+xml, application/atom+xml, */*;q=0.1"})
+    browser = client.get(path, headers={"Accept": BROWSER_ACCEPT})
+    assert reader.headers["Content-Type"] == FEED_TYPES[path]
+    expected = "application/xml; charset=utf-8" if path in ("/rss.xml", "/atom.xml") else FEED_TYPES[path]
+    assert browser.headers["Content-Type"] == expected
+    assert browser.data == reader.data and browser.headers["ETag"] == reader.headers["ETag"]
+
+
+def test_the_stylesheet_is_served(site: Site, client: FlaskClient) -> None:
+    response = client.get("/feed.xsl")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/xsl; charset=utf-8"
+    assert b"<xsl:stylesheet" in response.data
+    assert site.published("/rss.xml").startswith(
+        b"<?xml version='1.0' encoding='UTF-8'?>\n<?xml-stylesheet type=\"text/xsl\" href=\"/feed.xsl\"?>"
+    )
