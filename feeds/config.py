@@ -45,6 +45,7 @@ class Settings:
     state_dir: str = ""
     log_format: str = "text"
     websub_hub: str = ""
+    metrics: bool = False
 
     @property
     def tz(self) -> ZoneInfo:
@@ -216,6 +217,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "state_dir": _text,
     "log_format": _log_format,
     "websub_hub": _optional_url,
+    "metrics": _boolean,
 }
 assert set(_PARSERS) == {f.name for f in fields(Settings)}
 

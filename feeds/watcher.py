@@ -26,6 +26,7 @@ from feeds.config import Settings
 from feeds.dates import rfc3339
 from feeds.errors import FeedsError
 from feeds.index import INDEX_FILE, index_html
+from feeds.metrics import Metrics, for_process
 from feeds.pipeline import Pipeline, Reading
 from feeds.published import PublishedStore, default_state_dir
 from feeds.websub import Publisher
@@ -63,11 +64,13 @@ class Watcher:
         clock: Clock = utc_now,
         settle_ns: int = SETTLE_NS,
         publisher: Publisher | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
         self.publisher = publisher
+        self.metrics = metrics
         self.pipeline = Pipeline(settings, settle_ns)
         self.settling: tuple[str, ...] = ()  # files being written, to look at again soon
         self.retry = True  # the first poll always builds
@@ -99,6 +102,8 @@ class Watcher:
             else:
                 log.exception("build failed; the last good feeds stay in service")
             self._report(now, error=f"{type(error).__name__}: {error}")
+            if self.metrics:
+                self.metrics.build("failed", time.perf_counter() - started)
             return False
         self.retry = False
         if published and self.publisher:
@@ -123,6 +128,9 @@ class Watcher:
             extra={"fields": {"changed": reading.changed, "posts": built.used, "ms": round(elapsed_ms, 1)}},
         )
         self._report(now, built=built)
+        if self.metrics:
+            result = "published" if published else "unchanged"
+            self.metrics.build(result, elapsed_ms / 1000, built.used, built.skipped)
         return published is not None
 
     def _guard(self, reading: Reading) -> None:
@@ -243,7 +251,10 @@ class WatcherService:
             if self._watcher is None:
                 log.info("this process (pid %d) is the watcher of %s", os.getpid(), self.store.root)
                 publisher = Publisher(self.settings.websub_hub) if self.settings.websub_hub else None
-                self._watcher = Watcher(self.settings, self.store, self.clock, publisher=publisher)
+                metrics = for_process(self.store.root / "metrics") if self.settings.metrics else None
+                self._watcher = Watcher(
+                    self.settings, self.store, self.clock, publisher=publisher, metrics=metrics
+                )
             self._watcher.poll()
             for _ in range(SETTLE_RECHECKS):
                 if not self._watcher.settling:

@@ -11,12 +11,13 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response
 
 from feeds.caching import Representation, answer
 from feeds.config import Settings, load_settings
+from feeds.metrics import Metrics, for_process
 from feeds.published import PublishedStore, default_state_dir
 from feeds.taxonomy import KINDS, term_key
 from feeds.xmlfeeds import ATOM_TYPE, JSON_TYPE, RSS_TYPE
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     store = PublishedStore(default_state_dir(settings))
     snapshots = Snapshots(store, settings.max_age)
+    metrics = for_process(store.root / "metrics") if settings.metrics else None
     app = Flask(__name__)
     app.config["FEEDS_SETTINGS"] = settings
 
@@ -126,12 +128,20 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"], provide_automatic_options=False)
 
+    if metrics is not None:
+
+        def scrape() -> Response:
+            text, content_type = metrics.exposition()
+            return Response(text, 200, content_type=content_type, headers={"Cache-Control": "no-store"})
+
+        app.add_url_rule("/metrics", view_func=scrape, methods=["GET"], provide_automatic_options=False)
+
     @app.after_request
     def security_headers(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    app.wsgi_app = CachedFeeds(app.wsgi_app, snapshots)  # type: ignore[method-assign]
+    app.wsgi_app = CachedFeeds(app.wsgi_app, snapshots, metrics)  # type: ignore[method-assign]
     return app
 
 
@@ -144,12 +154,25 @@ class CachedFeeds:
     site's own feeds before the first build (503). Every other path goes to Flask.
     """
 
-    def __init__(self, app: WSGIApplication, snapshots: Snapshots) -> None:
+    def __init__(self, app: WSGIApplication, snapshots: Snapshots, metrics: Metrics | None = None) -> None:
         self.app = app
         self.snapshots = snapshots
+        self.metrics = metrics
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = canonical_path(environ.get("PATH_INFO", ""))
+        if self.metrics is None:
+            return self._answer(path, environ, start_response)
+
+        metrics = self.metrics
+
+        def counting(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            metrics.request(path, int(status[:3]))  # every answer, ours and Flask's
+            return start_response(status, headers, exc_info)
+
+        return self._answer(path, environ, counting)
+
+    def _answer(self, path: str, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         representation = self.snapshots.representation(path)
         if representation is None:
             if path in CORE_PATHS:
