@@ -4,6 +4,7 @@ complete archive page keeps its bytes."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,25 @@ def test_archive_pages_are_served_with_a_long_max_age(
     again = client.get("/archive/1/atom.xml", headers={"If-None-Match": page.headers["ETag"]})
     assert again.status_code == 304
     assert client.get("/archive/3/atom.xml").status_code == 404
+
+
+def test_every_document_is_valid_and_byte_stable(write_post: WritePost, make_settings: MakeSettings) -> None:
+    for n in range(33):
+        extra = f"tags: [T{n % 3}, Shared]\ncategories: C{n % 2}" + (f"\nid: custom-{n}" if n % 5 == 0 else "")
+        write_post(
+            f"p{n:03d}.md", post_text(title=f"Post {n} & <b>", date=str(1_000_000 + n * 60), extra=extra)
+        )
+    settings = make_settings(item_limit=5, websub_hub="https://hub.example/")
+    first = Pipeline(settings).run(NOW)
+    second = Pipeline(settings).run(NOW + dt.timedelta(days=30))
+    assert first.outputs == second.outputs
+    kinds: dict[str, int] = {}
+    for output in first.outputs:
+        name = output.path.rpartition("/")[2]
+        kinds[name] = kinds.get(name, 0) + 1
+        if name.endswith(".xml"):
+            strict_xml(output.body)
+            assert parsed(output.body).entries
+        elif name == "feed.json":
+            assert json.loads(output.body)["items"]
+    assert kinds == {"rss.xml": 1 + 6 + 6, "atom.xml": 1 + 6 + 6, "feed.json": 1 + 6, "feed.xsl": 1}
