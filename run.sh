@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The development workflow, one command each; every command first makes sure .venv
 # holds the project and its test tools (installed from pyproject.toml, nothing by hand).
-#   ./run.sh serve   serve the example content on http://127.0.0.1:8000/ (gunicorn)
+#   ./run.sh serve   serve the example content on http://127.0.0.1:8000/ (granian)
 #   ./run.sh build   build the example content into public/
 #   ./run.sh check   list problem posts in the content directory
 #   ./run.sh test    lint, type-check and run every test
+#   ./run.sh bench   the benchmarks (bench/RESULTS.md); --quick for a short run
+#   ./run.sh stress  --base-url http://127.0.0.1:8000 [--seconds N --clients C]: bounded load
+#   ./run.sh audit   pip-audit over requirements.lock (needs PyPI's JSON API or OSV)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,8 +18,11 @@ setup() {
     if [ ! -x "$VENV/bin/python" ]; then
         "$PYTHON" -m venv "$VENV"
     fi
-    # Reinstall only when the dependency list changed since the last install.
-    if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
+    # Reinstall only when the dependencies changed since the last install. The runtime
+    # dependencies come pinned, with hashes, from requirements.lock.
+    if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ] \
+        || [ requirements.lock -nt "$VENV/.installed" ]; then
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
         touch "$VENV/.installed"
     fi
@@ -56,8 +62,21 @@ case "$command" in
         "$VENV/bin/mypy"
         exec "$VENV/bin/pytest" "$@"
         ;;
+    bench)
+        setup
+        exec "$VENV/bin/python" -m bench.run "$@"
+        ;;
+    stress)
+        setup
+        exec "$VENV/bin/python" -m tests.stress.load "$@"
+        ;;
+    audit)
+        setup
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check pip-audit
+        exec "$VENV/bin/pip-audit" --strict --require-hashes -r requirements.lock "$@"
+        ;;
     *)
-        sed -n '2,8p' "$0"
+        sed -n '2,10p' "$0"
         exit 2
         ;;
 esac

@@ -173,6 +173,10 @@ class CachedFeeds:
         return self._answer(path, environ, counting)
 
     def _answer(self, path: str, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        if not method.isupper():
+            # Methods are case-sensitive (RFC 9110 §9.1); Werkzeug would upper-case `get`.
+            return _not_allowed(start_response)
         representation = self.snapshots.representation(path)
         if representation is None:
             if path in CORE_PATHS:
@@ -183,11 +187,8 @@ class CachedFeeds:
                     [("Retry-After", RETRY_AFTER_SECONDS)],
                 )
             return self.app(environ, start_response)
-        method = environ["REQUEST_METHOD"]
         if method not in ("GET", "HEAD"):
-            return _plain(
-                start_response, "405 Method Not Allowed", "Method not allowed.\n", [("Allow", ALLOWED)]
-            )
+            return _not_allowed(start_response)
         result = answer(
             representation,
             if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
@@ -200,6 +201,10 @@ class CachedFeeds:
             headers.append(("Content-Security-Policy", HTML_POLICY))
         start_response(_STATUS_LINES[result.status], headers)
         return [] if method == "HEAD" else [result.body]
+
+
+def _not_allowed(start_response: StartResponse) -> list[bytes]:
+    return _plain(start_response, "405 Method Not Allowed", "Method not allowed.\n", [("Allow", ALLOWED)])
 
 
 def _plain(

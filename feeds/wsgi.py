@@ -8,13 +8,20 @@ scheduler; the file lease lets exactly one process of the instance poll.
 from __future__ import annotations
 
 import atexit
+import signal
 import sys
 
-from feeds import logs
-from feeds.config import load_settings
-from feeds.errors import ConfigError
-from feeds.watcher import WatcherService
-from feeds.web import create_app
+# granian's worker takes its signal handlers only after this import; until then it has
+# its parent's, which ignore a SIGTERM sent to the worker, and the worker would outlive
+# the shutdown. With the default action, a SIGTERM during start-up simply ends it.
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+# These imports are most of the start-up time: they come after the handler on purpose.
+from feeds import logs  # noqa: E402
+from feeds.config import load_settings  # noqa: E402
+from feeds.errors import ConfigError  # noqa: E402
+from feeds.watcher import WatcherService  # noqa: E402
+from feeds.web import create_app  # noqa: E402
 
 try:
     settings = load_settings()

@@ -124,7 +124,9 @@ def test_archive_pages_are_served_with_a_long_max_age(
 
 def test_every_document_is_valid_and_byte_stable(write_post: WritePost, make_settings: MakeSettings) -> None:
     for n in range(33):
-        extra = f"tags: [T{n % 3}, Shared]\ncategories: C{n % 2}" + (f"\nid: custom-{n}" if n % 5 == 0 else "")
+        extra = f"tags: [T{n % 3}, Shared]\ncategories: C{n % 2}" + (
+            f"\nid: custom-{n}" if n % 5 == 0 else ""
+        )
         write_post(
             f"p{n:03d}.md", post_text(title=f"Post {n} & <b>", date=str(1_000_000 + n * 60), extra=extra)
         )

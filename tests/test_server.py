@@ -139,3 +139,15 @@ def test_configuration_error_stops_the_server_with_one_line(tmp_path: Path, cont
         "feeds: configuration error: base_url: must be an absolute http(s) URL such as "
         "https://example.com, got 'ftp://nowhere'"
     ]
+
+
+def test_the_procfile_server_exits_on_sigterm_right_after_it_is_ready(
+    tmp_path: Path, write_post: WritePost
+) -> None:
+    """A SIGTERM that reaches a worker while it still imports the app used to be lost,
+    and the server never exited."""
+    write_post("first.txt", post_text(title="Served"))
+    for _ in range(4):
+        server = Server(tmp_path, tmp_path / "content", via_cli=True, state_dir=str(tmp_path / "state"))
+        server.wait_until_ready()
+        assert server.stop() == 0

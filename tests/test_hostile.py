@@ -1,0 +1,947 @@
+"""Hostile input: generated posts never break a build, the YAML fast path agrees with
+PyYAML, and the cost of the worst posts stays bounded.
+
+The property tests are derandomized, so every run explores the same examples; each
+builds in a fresh temporary directory. The bounded-cost tests build in a subprocess
+with a wall-clock timeout and an address-space limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from feeds import yamlsubset
+from feeds.build import Build, FeedDocuments
+from feeds.config import Settings, load_settings
+from feeds.errors import PostError
+from feeds.pipeline import Pipeline
+from feeds.posts import MAX_TERM_LENGTH, MAX_TERMS, parse_post
+from feeds.text import clean
+
+from conftest import post_text
+from feedcheck import NS, check_documents, strict_xml
+
+BASE_URL = "https://example.com"
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+FAR_FUTURE = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+MAX_PROBLEM_LENGTH = 500
+REPO = Path(__file__).resolve().parent.parent
+
+HOSTILE = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
+
+# Every front-matter field the posts module reads, and those that change a post's id.
+FIELDS = (
+    "title",
+    "date",
+    "updated",
+    "description",
+    "author",
+    "authors",
+    "image",
+    "tags",
+    "categories",
+    "draft",
+    "published",
+    "id",
+    "guid",
+    "slug",
+    "permalink",
+    "url",
+)
+IDENTITY_FIELDS = frozenset({"id", "guid", "slug", "permalink", "url"})
+IDENTITY_TEXT = re.compile(rb"(?i)\b(?:id|guid|slug|permalink|url)\b")
+EXTENSIONS = (".txt", ".md", ".markdown", ".MD")
+
+# A generated file: its bytes, and whether it sets its own id (None: unknown, decided
+# from its text).
+File = tuple[bytes, bool | None]
+
+
+# ---------------------------------------------------------------------------------------
+# Building a generated content directory
+
+
+@dataclass(frozen=True)
+class Built:
+    files: dict[str, File]
+    first: Build  # at NOW
+    second: Build  # at FAR_FUTURE, by a fresh pipeline
+
+
+def build_files(files: list[File]) -> Built:
+    named = {f"p{n}{EXTENSIONS[n % len(EXTENSIONS)]}": file for n, file in enumerate(files)}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        content = root / "content"
+        content.mkdir()
+        empty = root / "empty.toml"
+        empty.write_text("")
+        for name, (data, _) in named.items():
+            (content / name).write_bytes(data)
+        config = load_settings(
+            config_path=empty, environ={}, overrides={"content_dir": str(content), "base_url": BASE_URL}
+        )
+        first = Pipeline(config).run(NOW)
+        second = Pipeline(config).run(FAR_FUTURE)
+    return Built(named, first, second)
+
+
+def check_build(files: list[File]) -> Built:
+    """Builds twice and checks every property a build must keep, whatever the input."""
+    built = build_files(files)
+    for result in (built.first, built.second):
+        _, _, feed = check_documents(result.documents)
+        assert [item["id"] for item in feed["items"]] == [item.post.id for item in result.items]
+        assert result.files_read == len(files)
+        assert result.files_read == result.used + result.held_back + result.skipped, (
+            f"files_read {result.files_read} != used {result.used} + held_back {result.held_back}"
+            f" + skipped {result.skipped}; problems: {[str(p)[:120] for p in result.problems]}"
+        )
+        too_long = [str(p)[:200] for p in result.problems if len(str(p)) > MAX_PROBLEM_LENGTH]
+        assert not too_long, f"problem messages over {MAX_PROBLEM_LENGTH} characters: {too_long}"
+        for item in result.items:
+            data, sets_identity = built.files[item.post.source]
+            if sets_identity is None:
+                sets_identity = bool(IDENTITY_TEXT.search(data))
+            if not sets_identity:
+                stem = item.post.source.rpartition(".")[0]
+                assert item.post.id == f"{BASE_URL}/posts/{stem}/", item.post.source
+                assert item.post.id_is_permalink
+    ids_now = {item.post.source: item.post.id for item in built.first.items}
+    ids_later = {item.post.source: item.post.id for item in built.second.items}
+    for source in ids_now.keys() & ids_later.keys():
+        assert ids_now[source] == ids_later[source], source
+    return built
+
+
+# ---------------------------------------------------------------------------------------
+# Strategies: values
+
+XML_UNFIT = "\x00\x01\x08\x0b\x0c\x0e\x1f\x7f\x80\x85\x9f\ufffe\uffff\ud800\udbff\udc00\udfff"
+TRICKY = "<>&\"']]>\u2028\u2029\ufeff\xa0\u3000\t\n\r#:-{}[]*&!|%@`"
+
+unfit_text = st.text(alphabet=st.sampled_from(XML_UNFIT + TRICKY + "ab "), max_size=24)
+short_text = st.one_of(st.text(max_size=30), unfit_text)
+
+
+@st.composite
+def huge_strings(draw: st.DrawFn) -> str:
+    """10-100 KB of a repeated short chunk (hypothesis cannot draw that much directly)."""
+    chunk = draw(st.text(min_size=1, max_size=8))
+    size = draw(st.integers(10_000, 100_000))
+    return (chunk * (size // len(chunk) + 1))[:size]
+
+
+huge_integers = st.one_of(
+    st.sampled_from([2**1024, 10**309, -(10**309), 10**4000]),
+    st.integers(min_value=10**300, max_value=10**4000),
+)
+numbers = st.one_of(
+    st.integers(),
+    st.floats(),
+    st.sampled_from([0, -1, 1602734330, 2**63, 1e308, -1e308, 1e-320]),
+    huge_integers,
+)
+scalars = st.one_of(st.none(), st.booleans(), numbers, short_text)
+nested = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+# A value of each kind equally often, so that every field meets every kind.
+wrong_values = st.one_of(
+    st.lists(scalars, max_size=4),
+    st.dictionaries(st.text(max_size=6), scalars, max_size=3),
+    st.booleans(),
+    st.none(),
+    numbers,
+    huge_integers,
+    short_text,
+    nested,
+)
+huge_values = st.one_of(huge_strings(), st.lists(huge_strings(), min_size=1, max_size=2))
+keys = st.one_of(st.sampled_from(FIELDS), st.sampled_from(FIELDS).map(str.upper), st.text(max_size=8))
+
+DATES = (
+    "1602734330",
+    "1602734330.453859",
+    "2021-03-04",
+    "2021-03-04T05:06:07+01:00",
+    "'Thu, 04 Mar 2021 05:06:07 +0000'",
+    "2099-01-01T00:00:00Z",  # held back until FAR_FUTURE
+    "9999-12-31T23:59:59-12:00",
+    "0001-01-01T00:00:00+14:00",
+    "0001-01-01",
+    "1e300",
+    "-62135596800",
+    "2024-02-30",
+    ".inf",
+    "'-0'",
+    "0",
+)
+
+
+def identity_set(meta: dict[Any, Any]) -> bool:
+    """Whether the front matter gives the post an id or permalink of its own (as
+    `posts._first_key` sees it: a null or empty value does not count)."""
+    return any(str(key).lower() in IDENTITY_FIELDS and value not in (None, "") for key, value in meta.items())
+
+
+def crlf_bom(text: str, bom: bool, crlf: bool) -> bytes:
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    return (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8", "surrogatepass")
+
+
+# ---------------------------------------------------------------------------------------
+# Strategies: whole files
+
+BODY_SNIPPETS = (
+    "Plain words.",
+    "# Heading\n\nA [link](../map/) and ![img](gulls.png).",
+    "<script>alert(1)</script>",
+    "<!-- ]]> --> <?php echo 1 ?> <![CDATA[x]]>",
+    "]]> and ]]&gt; and &amp; &#0; &#xD800; &#x110000; &nosuch;",
+    "<div><p>unclosed <b>bold",
+    "```\ncode ]]>\n```",
+    "Footnote[^1].\n\n[^1]: The note.",
+    "| a | b |\n|---|---|\n| 1 | 2 |",
+    "<a href='javascript:alert(1)'>x</a> <img src=x onerror=alert(1)>",
+    "[x](<> 'title') [y]: z\n\n[y]",
+    "---\nnot front matter\n---",
+    "\x00\x0b\x1f\x7f\x85\ufffe text",
+)
+bodies = st.one_of(
+    st.lists(st.sampled_from(BODY_SNIPPETS), max_size=4).map("\n\n".join),
+    st.text(max_size=200),
+    huge_strings(),
+)
+titles = st.one_of(
+    st.text(alphabet="abcdefghij KLM", min_size=1, max_size=30),
+    short_text,
+    huge_strings(),
+)
+
+
+@st.composite
+def good_posts(draw: st.DrawFn) -> File:
+    """Posts in the users' style, mostly valid, with ids that may collide."""
+    extra = []
+    sets_identity = False
+    if draw(st.booleans()):
+        extra.append(f"tags: {draw(st.sampled_from(['Boats, Sea', '[a, b, A]', 'x', '']))}")
+    if draw(st.integers(0, 4)) == 0:
+        extra.append(f"draft: {draw(st.sampled_from(['true', 'false', 'yes', 'off']))}")
+    if draw(st.integers(0, 3)) == 0:
+        field = draw(st.sampled_from(["id", "guid", "slug", "permalink", "url"]))
+        value = draw(st.sampled_from(["shared", f"{BASE_URL}/posts/p0/", "p1", "/posts/p2/", "urn:x:1"]))
+        extra.append(f"{field}: {value}")
+        sets_identity = True
+    text = post_text(
+        title=draw(titles),
+        date=draw(st.sampled_from(DATES)),
+        description=draw(st.one_of(st.none(), short_text)),
+        body=draw(bodies),
+        extra="\n".join(extra),
+    )
+    return crlf_bom(text, draw(st.booleans()), draw(st.booleans())), sets_identity
+
+
+@st.composite
+def wrong_type_posts(draw: st.DrawFn) -> File:
+    """Any field as any type: lists, mappings, booleans, nulls, numbers, huge strings."""
+    meta: dict[Any, Any] = {}
+    if draw(st.booleans()):
+        meta["title"] = "Valid title"
+        meta["date"] = 1602734330
+    for field in FIELDS:  # every field, a third of the time, of any type
+        if draw(st.integers(0, 2)) == 0:
+            meta[field] = draw(wrong_values)
+    for key in draw(st.lists(keys, max_size=2)):
+        meta[key] = draw(nested)
+    huge = draw(st.integers(0, 2)) == 0
+    if huge:  # one field 10-100 KB long, on one line
+        meta[draw(keys)] = draw(huge_values)
+    style = draw(st.sampled_from(["block", "flow", "json"]))
+    if style == "json" or huge:  # JSON is YAML too, and PyYAML's emitter is slow on huge values
+        front = json.dumps(meta, ensure_ascii=draw(st.booleans()))
+    else:
+        front = yaml.safe_dump(meta, default_flow_style=style == "flow", allow_unicode=False, width=60)
+    text = f"---\n{front}\n---\n{draw(bodies)}"
+    return crlf_bom(text, draw(st.booleans()), draw(st.booleans())), identity_set(meta)
+
+
+def _nested_lists(depth: int) -> str:
+    return "[" * depth + "x" + "]" * depth
+
+
+def _nested_mappings(depth: int) -> str:
+    return "\n" + "".join(" " * level + f"k{level}:\n" for level in range(1, depth)) + " " * depth + "v"
+
+
+def _flow_mappings(depth: int) -> str:
+    return "{a: " * depth + "b" + "}" * depth
+
+
+def _small_laughs(depth: int) -> str:
+    lines = ["\nl0: &l0 [lol, lol, lol]"]
+    for level in range(1, min(depth, 6)):
+        lines.append(f"l{level}: &l{level} [*l{level - 1}, *l{level - 1}, *l{level - 1}]")
+    return "\n".join(lines) + f"\nref: *l{min(depth, 6) - 1}"
+
+
+YAML_TORTURE: tuple[Callable[[int], str], ...] = (
+    lambda n: f"title: {_nested_lists(n)}",
+    lambda n: f"tags: {_nested_lists(n)}",
+    lambda n: f"title: {_nested_lists(n)[:-1]}",  # unbalanced
+    lambda n: f"authors:{_nested_mappings(n)}",
+    lambda n: f"image: {_flow_mappings(n)}",
+    lambda n: f"date: {_flow_mappings(n)}",
+    lambda n: "meta: &m {title: Anchored, date: 2021-01-01}\nbase: &b {x: *m}\n<<: *m",
+    lambda n: f"{_small_laughs(n)}\ntitle: *l0\ntags: *l1",
+    lambda n: "title: *undefined",
+    lambda n: "a: &dup 1\nb: &dup 2",
+    lambda n: 'title: "\\ud800\\udfff \\x00 \\x85 \\uFFFE \\N \\L \\P \\e \\_"',
+    lambda n: 'title: "\\U0010FFFF \\U00110000"',
+    lambda n: 'tags: ["\\ud800", "\\x7f", "\\0"]',
+    lambda n: "author: {name: '\\ud800', email: '\\x00@example.com'}",
+    lambda n: "title: !!binary aGVsbG8=",
+    lambda n: "title: !!python/object:os.system x",
+    lambda n: "date: !!timestamp 2021-13-45",
+    lambda n: "tags: !!set {a, b}",
+    lambda n: "authors: !!omap [a: 1, b: 2]",
+    lambda n: "title: !custom x\ndate: !!float x",
+    lambda n: "%YAML 1.1\n%TAG !e! tag:example.com,2000:\n---",
+    lambda n: "? [complex, key]\n: value",
+    lambda n: "? {a: b}\n: value",
+    lambda n: "title:\tTabbed\ndate:\t1",
+    lambda n: "title: >\n  folded\n   more\n\n  text",
+    lambda n: "title: |+\n  kept\n\n\n",
+    lambda n: "title: >-\n\t tab indented",
+    lambda n: f"title: {'x' * (n * 200)}",
+    lambda n: f'description: "{"é" * (n * 200)}"',
+    lambda n: "title: 1_000\ndate: 0x1F\nslug: 0o17\nid: 1e3",
+    lambda n: "date: 2021-01-01 25:61:61",
+    lambda n: "draft: 2\npublished: ~\nupdated: []",
+    lambda n: "...",
+    lambda n: "- a\n- b",
+    lambda n: "just a scalar",
+    lambda n: f"title: !{'t' * n * 2} x",  # the tag is quoted in PyYAML's error
+    lambda n: f"title: !<tag:{'t' * n * 2}> x\ndate: 1",
+    lambda n: f"permalink: http://example.com:{'p' * n * 2}/x",  # the port is quoted by urlsplit
+    lambda n: f"image: https://example.com:{'p' * n * 2}/x.png",
+    lambda n: f"author: {'(' * n * 2}",  # nested comments in an address: email.utils recurses
+    lambda n: "authors: ['" + "<" * n + "', '" + "\\" * n + "', '" + "[" * n + "']",
+)
+
+
+@st.composite
+def torture_posts(draw: st.DrawFn) -> File:
+    """Deep nesting, anchors and aliases, escapes of illegal characters, tags, long lines."""
+    depth = draw(st.sampled_from([1, 2, 3, 10, 100, 500, 600]))
+    parts = [draw(st.sampled_from(YAML_TORTURE))(depth) for _ in range(draw(st.integers(1, 3)))]
+    if draw(st.booleans()):
+        parts.insert(draw(st.integers(0, len(parts))), "title: Fine\ndate: 2021-01-01")
+    text = "---\n" + "\n".join(parts) + "\n---\n" + draw(bodies)
+    return crlf_bom(text, draw(st.booleans()), draw(st.booleans())), None
+
+
+@st.composite
+def toml_values(draw: st.DrawFn) -> str:
+    return draw(
+        st.one_of(
+            st.text(max_size=20).map(json.dumps),
+            unfit_text.map(lambda text: json.dumps(text)),
+            st.integers(-(2**70), 2**70).map(str),
+            st.floats().map(lambda number: str(number).lower()),
+            st.sampled_from(
+                [
+                    "true",
+                    "1979-05-27T07:32:00Z",
+                    "1979-05-27T07:32:00",
+                    "1979-05-27",
+                    "07:32:00",
+                    "0000-01-01T00:00:00+23:59",
+                    "9999-12-31T23:59:59-23:59",
+                    '["a", 1, [2]]',
+                    '{name = "x", email = "y@z"}',
+                    "'''multi\nline'''",
+                    '"\\ud800"',
+                    "nan",
+                    "-inf",
+                    "0x_1",
+                ]
+            ),
+        )
+    )
+
+
+@st.composite
+def toml_posts(draw: st.DrawFn) -> File:
+    lines = []
+    for _ in range(draw(st.integers(0, 6))):
+        key = draw(st.one_of(st.sampled_from(FIELDS), st.text(alphabet="abcxyz_-.", min_size=1, max_size=6)))
+        lines.append(f"{key} = {draw(toml_values())}")
+    if draw(st.booleans()):
+        lines.append(draw(st.text(max_size=30)))  # junk
+    text = "+++\n" + "\n".join(lines) + "\n+++\n" + draw(bodies)
+    return crlf_bom(text, draw(st.booleans()), draw(st.booleans())), None
+
+
+random_bytes = st.one_of(
+    st.binary(max_size=300),
+    st.binary(max_size=300).map(lambda data: b"---\ntitle: x\ndate: 1\n---\n" + data),
+    st.binary(max_size=300).map(lambda data: b"---\n" + data + b"\n---\n"),
+    st.sampled_from(
+        [
+            b"\xed\xa0\x80",
+            b"---\ntitle: \xed\xa0\x80\ndate: 1\n---\n",
+            b"---\ntitle: ok\ndate: 1\n---\n\xed\xb0\x80 body",
+            b"\xef\xbb\xbf",
+            b"\xef\xbb\xbf\xef\xbb\xbf---\ntitle: t\ndate: 1\n---\n",
+            b"\xff\xfe-\x00-\x00-\x00",
+            b"---\r\ntitle: t\r\ndate: 1\r\n---\r\n",
+            b"---\rtitle: t\rdate: 1\r---\rbody",
+            b"",
+            b"---",
+            b"---\n",
+            b"+++\n",
+            b"---\ntitle: t\ndate: 1\n",
+        ]
+    ),
+).map(lambda data: (data, None))
+
+# Any code point, lone surrogates included (written with "surrogatepass": invalid UTF-8).
+any_char = st.one_of(st.characters(), st.sampled_from(XML_UNFIT), st.sampled_from(TRICKY))
+random_text_posts = st.builds(
+    lambda front, body, bom, crlf: (crlf_bom(f"---\n{front}\n---\n{body}", bom, crlf), None),
+    st.text(alphabet=any_char, max_size=120),
+    st.text(alphabet=any_char, max_size=120),
+    st.booleans(),
+    st.booleans(),
+)
+
+any_file = st.one_of(
+    good_posts(), wrong_type_posts(), torture_posts(), toml_posts(), random_bytes, random_text_posts
+)
+
+
+# ---------------------------------------------------------------------------------------
+# 1. Generated posts never break a build
+
+
+@HOSTILE
+@given(st.lists(good_posts(), min_size=1, max_size=8))
+def test_good_posts_build_valid_feeds(files: list[File]) -> None:
+    check_build(files)
+
+
+# Each property keeps, as an explicit example, a failure it found: see the plain tests below.
+HUGE_INTEGER_DATE = b"---\ntitle: t\ndate: 1" + b"0" * 4000 + b"\n---\n"
+NESTED_COMMENT_AUTHOR = b"---\ntitle: t\ndate: 1\nauthor: " + b"(" * 1000 + b"\n---\n"
+UNKNOWN_TAG_TITLE = b"---\ntitle: !" + b"t" * 600 + b" x\ndate: 1\n---\n"
+
+
+@HOSTILE
+@given(st.lists(st.one_of(wrong_type_posts(), good_posts()), min_size=1, max_size=8))
+@example([(HUGE_INTEGER_DATE, False)])
+@example([(NESTED_COMMENT_AUTHOR, False)])
+def test_fields_of_every_wrong_type(files: list[File]) -> None:
+    check_build(files)
+
+
+@HOSTILE
+@given(st.lists(st.one_of(torture_posts(), good_posts()), min_size=1, max_size=6))
+@example([(UNKNOWN_TAG_TITLE, None)])
+def test_yaml_torture(files: list[File]) -> None:
+    check_build(files)
+
+
+@HOSTILE
+@given(st.lists(st.one_of(random_bytes, random_text_posts, toml_posts()), min_size=1, max_size=8))
+def test_random_bytes_text_and_toml(files: list[File]) -> None:
+    check_build(files)
+
+
+@HOSTILE
+@given(st.lists(any_file, min_size=1, max_size=8))
+def test_mixtures(files: list[File]) -> None:
+    check_build(files)
+
+
+# Known failures, each a minimal input the properties above found or lead to.
+
+
+def _parse(text: bytes, config: Settings) -> list[str]:
+    try:
+        parse_post("p.txt", text, config)
+    except PostError as error:
+        return [str(problem) for problem in error.problems]
+    return []
+
+
+def test_huge_integer_date_is_a_problem_not_a_crash(settings: Settings) -> None:
+    # An integer from 2**1024 (about 1.8e308) on does not fit a float: `math.isfinite()` raised
+    # OverflowError out of parse_post, and so out of the whole build. The date has 4001
+    # digits (under Python's 4300-digit limit) so that its problem must also stay short.
+    problems = _parse(HUGE_INTEGER_DATE, settings)
+    assert len(problems) == 1 and problems[0].startswith("p.txt: date: "), problems
+    assert len(problems[0]) <= MAX_PROBLEM_LENGTH, len(problems[0])
+
+
+def test_nested_comments_in_an_author_are_a_problem_not_a_crash(settings: Settings) -> None:
+    # `email.utils.parseaddr` recurses once per `(`: about 500 of them raise RecursionError
+    # out of parse_post, and so out of the whole build.
+    problems = _parse(NESTED_COMMENT_AUTHOR, settings)
+    assert all(problem.startswith("p.txt: author: ") for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    "front",
+    [
+        pytest.param("title: !" + "x" * 600 + " t\ndate: 1", id="unknown-yaml-tag"),
+        pytest.param("title: !<" + "x" * 600 + "> t\ndate: 1", id="unknown-verbatim-yaml-tag"),
+        pytest.param("title: t\ndate: 1\npermalink: http://a:" + "x" * 600 + "/", id="permalink-port"),
+        pytest.param("title: t\ndate: 1\nimage: http://a:" + "x" * 600 + "/", id="image-port"),
+    ],
+)
+def test_problem_messages_stay_short(settings: Settings, front: str) -> None:
+    problems = _parse(f"---\n{front}\n---\n".encode(), settings)
+    assert problems
+    assert all(len(problem) <= MAX_PROBLEM_LENGTH for problem in problems), [len(p) for p in problems]
+
+
+# ---------------------------------------------------------------------------------------
+# 2. The YAML fast path answers what PyYAML answers, or nothing
+
+
+def typed(value: object) -> object:
+    """`value` with every type spelled out, so that 1, 1.0 and True differ."""
+    if isinstance(value, dict):
+        return {typed(key): typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return ("list", tuple(typed(item) for item in value))
+    if isinstance(value, float):
+        return ("float", repr(value))
+    return (type(value).__name__, value)
+
+
+def agree(doc: str) -> None:
+    fast = yamlsubset.load(doc)
+    try:
+        expected = yaml.load(doc, Loader=yaml.SafeLoader)
+    except Exception as error:  # any failure of PyYAML's: the fast path must decline too
+        assert fast is None, f"PyYAML raises {type(error).__name__} but yamlsubset read {fast!r}"
+        return
+    if fast is not None:
+        assert typed(fast) == typed(expected), f"yamlsubset {fast!r} != PyYAML {expected!r}"
+
+
+YAML_KEYWORDS = ["on", "yes", "null", "No", "TRUE", "off", "Off", "y", "n", "Null", "NULL", "true", "~"]
+NUMBER_SPELLINGS = [
+    "1",
+    "-1",
+    "+1",
+    "0",
+    "-0",
+    "00",
+    "01",
+    "010",
+    "09",
+    "1_000",
+    "0x1F",
+    "0o17",
+    "0b101",
+    "1e3",
+    "1.0e3",
+    "1.5e+3",
+    "1E-3",
+    ".5",
+    "1.",
+    "1.0",
+    "-0.0",
+    "0.5",
+    "00.5",
+    "1_0.5",
+    "12:30",
+    "1:20:30",
+    "190:20:30",
+    "2024-01-02",
+    "2024-1-2",
+    "2024-01-02 10:00:00",
+    "2024-01-02T10:00:00Z",
+    "2024-02-30",
+    ".inf",
+    "-.Inf",
+    ".NaN",
+    "1__0",
+    "12345678901234567890",
+    "1.7976931348623157e309",
+]
+SCALAR_WORDS = ["yes", "No", "~", "null", "Null", "true", "y", "n", "NaN", "inf", "=", "<<", "-", "--", "- x"]
+SPECIAL_STARTS = [*"-?:,[]{}#&*!|>'\"%@`+.~=<", "\\", "$", "/", "(", ";"]
+INFIXES = [": ", " #", ":", "#", " - ", "  ", "\t", ", ", " :", ":x", " ? ", "'", '"', "\\"]
+
+# Any printable character, Unicode spaces and tabs included. Each document is then passed
+# through `clean`, as posts.py does before the fast path: it only ever sees front matter
+# without C0/C1 controls, surrogates or U+FFFE/U+FFFF, and with `\n` line breaks only.
+yaml_chars = st.one_of(
+    st.sampled_from("abcxyzABC019 _-.é中😀"),
+    st.characters(exclude_categories=("Cc", "Cs")),
+    st.sampled_from("\xa0\u3000\u2009\ufeff\u200b\u2028\t"),
+)
+words = st.one_of(
+    st.text(alphabet="abcxyzABC", min_size=1, max_size=6),
+    st.text(alphabet=yaml_chars, min_size=1, max_size=8),
+)
+plain_scalars = st.one_of(
+    words,
+    st.lists(words, min_size=2, max_size=4).map(" ".join),
+    st.sampled_from(NUMBER_SPELLINGS),
+    st.sampled_from(YAML_KEYWORDS + SCALAR_WORDS),
+    st.builds(lambda a, infix, b: a + infix + b, words, st.sampled_from(INFIXES), words),
+    st.builds(lambda start, rest: start + rest, st.sampled_from(SPECIAL_STARTS), words),
+    st.builds(lambda a: a + ":", words),
+)
+yaml_keys = st.one_of(
+    st.from_regex(r"[A-Za-z_][A-Za-z0-9_-]{0,7}", fullmatch=True),
+    st.sampled_from(["title", "date", "tags", "a", "a-b", "_x", "x1"]),
+    st.sampled_from(YAML_KEYWORDS),
+    st.sampled_from(["1", "1a", "-a", "a b", "<<", "? a", "'a'", "é", "a#"]),
+)
+separators = st.sampled_from([": ", ": ", ":  ", ":\t", " : ", "\t: ", ":", ": \t", ":\xa0"])
+trailers = st.sampled_from(["", "", " ", "  ", "\t", " # comment", "#x", "\xa0"])
+
+
+@st.composite
+def scalar_entries(draw: st.DrawFn) -> str:
+    return draw(yaml_keys) + draw(separators) + draw(plain_scalars) + draw(trailers)
+
+
+@st.composite
+def block_entries(draw: st.DrawFn) -> str:
+    header = draw(st.sampled_from([">", "|", ">-", "|-", ">+", "|+", "> ", "|2", ">1-", "| # c", ">\t"]))
+    indent = draw(st.integers(1, 4))
+    lines = []
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.integers(0, 9))
+        if kind <= 4:
+            lines.append(" " * indent + draw(plain_scalars))
+        elif kind <= 6:
+            lines.append(" " * draw(st.integers(0, 8)))  # blank, possibly with spaces
+        elif kind == 7:
+            lines.append(" " * (indent + draw(st.integers(1, 3))) + draw(words))  # more indented
+        elif kind == 8:
+            lines.append(" " * draw(st.integers(0, indent - 1)) + draw(words))  # less indented
+        else:
+            lines.append(" " * indent + draw(st.sampled_from(["\t", "\xa0", "\u3000"])) + draw(words))
+    return draw(yaml_keys) + ":" + " " + header + "\n" + "\n".join(lines)
+
+
+@st.composite
+def list_entries(draw: st.DrawFn) -> str:
+    indent = draw(st.integers(0, 4))
+    lines = []
+    for _ in range(draw(st.integers(0, 5))):
+        kind = draw(st.integers(0, 9))
+        if kind <= 6 or kind == 9:  # an item; kind 9 is indented one more or one less
+            this = indent + (draw(st.sampled_from([-1, 1])) if kind == 9 else 0)
+            lines.append(" " * max(this, 0) + "- " + draw(plain_scalars) + draw(trailers))
+        elif kind == 7:
+            lines.append(" " * draw(st.integers(0, 6)))
+        else:
+            odd = draw(st.sampled_from(["-", "-x", "- - a", "- a: b", "-\tx", "- \xa0x"]))
+            lines.append(" " * indent + odd)
+    return draw(yaml_keys) + draw(st.sampled_from([":", ": ", ":\t"])) + "\n" + "\n".join(lines)
+
+
+stray_lines = st.sampled_from(["", "   ", "# comment", "...", "\xa0", "\u3000", " indented: x", "\t"])
+yaml_documents = st.lists(
+    st.one_of(scalar_entries(), scalar_entries(), block_entries(), list_entries(), stray_lines),
+    min_size=1,
+    max_size=6,
+).map(lambda entries: clean("\n".join(entries) + "\n"))
+
+
+# Minimal disagreements found by the properties below (all within the fast path's real
+# input: cleaned text with `\n` line breaks), kept so they fail until fixed.
+YAML_DISAGREEMENTS = [
+    # An empty document is null to PyYAML (harmless: posts.py reads both as no fields).
+    pytest.param("", id="empty-document"),
+    pytest.param("\n", id="blank-document"),
+    # PyYAML refuses a tab wherever YAML wants a separating space.
+    pytest.param("a:\tb\n", id="tab-after-colon"),
+    pytest.param("a: b\t\n", id="tab-after-value"),
+    pytest.param("a\t: b\n", id="tab-before-colon"),
+    pytest.param("a: >\t\n x\n", id="tab-after-block-indicator"),
+    pytest.param("a:\n - b\t\n", id="tab-after-list-item"),
+    # Unicode spaces (`str.isspace`, `str.strip`) are not YAML white space.
+    pytest.param("a: b\n\xa0\n", id="nbsp-line-is-not-blank"),
+    pytest.param("\xa0\n", id="nbsp-document-is-a-scalar"),
+    pytest.param("a:\n - b\xa0\n", id="list-item-loses-trailing-nbsp"),
+    pytest.param("a: |\n x\n \xa0\n", id="literal-loses-nbsp-line"),
+    # Spaces past the indentation on a blank line are content in a block scalar.
+    pytest.param("a: |\n x\n  \n", id="literal-loses-spaces-of-a-deeper-blank-line"),
+    pytest.param("a: >\n x\n  \n y\n", id="folded-loses-spaces-of-a-deeper-blank-line"),
+    pytest.param("a: |\n  \n x\n", id="leading-blank-line-deeper-than-content"),
+    # Folding keeps the line breaks of leading empty lines.
+    pytest.param("a: >\n\n x\n", id="folded-loses-leading-empty-line"),
+]
+
+
+@pytest.mark.parametrize("doc", YAML_DISAGREEMENTS)
+def test_yamlsubset_known_disagreements(doc: str) -> None:
+    agree(doc)
+
+
+@settings(HOSTILE, max_examples=150)
+@given(yaml_documents)
+@example("a:\tb\n")
+def test_yamlsubset_agrees_with_pyyaml(doc: str) -> None:
+    agree(doc)
+
+
+# The subset the module documents, with nothing hostile in it: there the fast path must
+# answer (a fast path that always declined would pass every agreement test), except that
+# it may decline a block scalar with empty lines, whose rules are subtle.
+NOT_PLAIN_WORDS = {"yes", "no", "true", "false", "on", "off", "null", "y", "n"}
+subset_keys = st.from_regex(r"[a-z_][a-z0-9_]{0,7}", fullmatch=True).filter(
+    lambda key: key not in NOT_PLAIN_WORDS
+)
+subset_words = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCXYZ", min_size=1, max_size=7).filter(
+    lambda word: word.lower() not in NOT_PLAIN_WORDS
+)
+subset_scalars = st.one_of(
+    st.lists(subset_words, min_size=1, max_size=4).map(" ".join),
+    st.integers(-(10**20), 10**20).map(str),
+    st.builds(lambda whole, part: f"{whole}.{part}", st.integers(-99, 99), st.integers(0, 999)),
+)
+
+
+@st.composite
+def subset_entries(draw: st.DrawFn) -> tuple[str, bool]:
+    """One `key: value` entry, and whether the fast path must answer it."""
+    key = draw(subset_keys)
+    kind = draw(st.integers(0, 2))
+    indent = " " * draw(st.integers(1, 4))
+    if kind == 0:
+        return f"{key}: {draw(subset_scalars)}", True
+    if kind == 1:
+        items = draw(st.lists(subset_scalars, min_size=1, max_size=4))
+        return f"{key}:\n" + "\n".join(f"{indent}- {item}" for item in items), True
+    header = draw(st.sampled_from([">", "|", ">-", "|-"]))
+    lines = draw(st.lists(st.one_of(subset_scalars, subset_scalars, st.just("")), min_size=1, max_size=5))
+    if not any(lines):
+        lines.append("text")
+    text = f"{key}: {header}\n" + "\n".join(indent + line if line else "" for line in lines)
+    return text, all(lines)
+
+
+@settings(HOSTILE, max_examples=150)
+@given(st.lists(subset_entries(), min_size=1, max_size=6))
+@example([("a: >\n\n x", False)])
+def test_yamlsubset_answers_on_its_own_subset(entries: list[tuple[str, bool]]) -> None:
+    doc = "\n".join(text for text, _ in entries) + "\n"
+    agree(doc)
+    if all(must_answer for _, must_answer in entries):
+        assert yamlsubset.load(doc) is not None, doc
+
+
+@settings(HOSTILE, max_examples=100)
+@given(st.text(alphabet=any_char, max_size=80))
+@example("")
+def test_yamlsubset_agrees_on_arbitrary_cleaned_text(text: str) -> None:
+    agree(clean(text.replace("\r\n", "\n").replace("\r", "\n")))
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Bounded cost: the worst posts build in a subprocess within time and memory limits
+
+WALL_CLOCK_SECONDS = 60
+ADDRESS_SPACE_BYTES = 1 << 30
+
+CHILD = textwrap.dedent(
+    """
+    import datetime as dt, json, resource, sys, time
+    from pathlib import Path
+    from feeds.config import load_settings
+    from feeds.pipeline import Pipeline
+
+    content, empty, out = map(Path, sys.argv[1:4])
+    config = load_settings(
+        config_path=empty, environ={},
+        overrides={"content_dir": str(content), "base_url": "https://example.com"},
+    )
+    start = time.monotonic()
+    result = Pipeline(config).run(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    seconds = time.monotonic() - start
+    for name in ("rss", "atom", "json"):
+        (out / name).write_bytes(getattr(result.documents, name))
+    json.dump({
+        "seconds": seconds,
+        "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "files_read": result.files_read, "used": result.used,
+        "held_back": result.held_back, "skipped": result.skipped,
+        "problems": [str(problem) for problem in result.problems],
+        "sources": [item.post.source for item in result.items],
+    }, sys.stdout)
+    """
+)
+
+
+def _limit_address_space() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_BYTES, ADDRESS_SPACE_BYTES))
+
+
+@dataclass(frozen=True)
+class Bounded:
+    report: dict[str, Any]
+    documents: FeedDocuments
+    cost: str  # wall-clock seconds and peak memory, for assertion messages
+
+
+def build_bounded(tmp_path: Path, files: dict[str, bytes]) -> Bounded:
+    """Builds `files` in a subprocess limited to 1 GiB of address space, and asserts it
+    exits 0 within the wall-clock limit."""
+    content, out = tmp_path / "content", tmp_path / "out"
+    content.mkdir()
+    out.mkdir()
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    for name, data in files.items():
+        (content / name).write_bytes(data)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.monotonic()
+    try:
+        process = subprocess.run(
+            [sys.executable, "-c", CHILD, str(content), str(empty), str(out)],
+            cwd=REPO,
+            capture_output=True,
+            timeout=WALL_CLOCK_SECONDS,
+            preexec_fn=_limit_address_space,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the build was still running after {WALL_CLOCK_SECONDS} s")
+    seconds = time.monotonic() - start
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert process.returncode == 0, (
+        f"exit {process.returncode} after {seconds:.1f} s: {process.stderr.decode(errors='replace')[-3000:]}"
+    )
+    report = json.loads(process.stdout)
+    cost = (
+        f"{seconds:.2f} s wall clock (build {report['seconds']:.2f} s), peak RSS "
+        f"{report['peak_kib'] / 1024:.0f} MiB (RUSAGE_CHILDREN high-water mark "
+        f"{children_before / 1024:.0f} -> {children_after / 1024:.0f} MiB)"
+    )
+    documents = FeedDocuments(
+        rss=(out / "rss").read_bytes(),
+        atom=(out / "atom").read_bytes(),
+        json=(out / "json").read_bytes(),
+        updated=None,
+    )
+    return Bounded(report, documents, cost)
+
+
+def _good(title: str, date: str) -> bytes:
+    return post_text(title=title, date=date).encode()
+
+
+GOOD_POSTS = {
+    "good-a.txt": _good("Good A", "1602734330"),
+    "good-b.md": _good("Good B", "1602734331"),
+}
+
+
+def test_bounded_billion_laughs(tmp_path: Path) -> None:
+    lines = ["a: &a [" + ", ".join(['"lol"'] * 9) + "]"]
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    bomb = "---\n" + "\n".join(lines) + "\ntitle: *i\ndate: 2025-01-01\ntags: *i\n---\nBody.\n"
+    built = build_bounded(tmp_path, {**GOOD_POSTS, "bomb.txt": bomb.encode()})
+    report = built.report
+    check_documents(built.documents)
+    assert sorted(report["sources"]) == sorted(GOOD_POSTS), built.cost
+    problems = report["problems"]
+    assert problems and all(problem.startswith("bomb.txt: ") for problem in problems), problems
+    assert all(len(problem) <= MAX_PROBLEM_LENGTH for problem in problems), (problems, built.cost)
+    assert (report["files_read"], report["used"], report["skipped"]) == (3, 2, 1), built.cost
+
+
+def test_bounded_longest_line_under_the_size_limit(tmp_path: Path) -> None:
+    unit = "Lorem ipsum dolor sit amet, consectetur adipiscing elit; sed (do) eiusmod tempor? "
+    head = "---\ntitle: Newest\ndate: 2025-06-01\n---\n"
+    line = (unit * (4_900_000 // len(unit) + 1))[: 4_900_000 - len(head) - 1]
+    data = (head + line + "\n").encode()
+    assert 4_800_000 < len(data) < 5_000_000
+    built = build_bounded(tmp_path, {**GOOD_POSTS, "long.txt": data})
+    assert built.report["sources"][0] == "long.txt", built.cost  # newest: rendered
+    assert built.report["problems"] == [], built.cost
+    check_documents(built.documents)
+    html = strict_xml(built.documents.rss).findtext("channel/item/content:encoded", namespaces=NS)
+    assert html is not None and len(html) > 4_800_000, built.cost
+
+
+def test_bounded_escaped_html_stays_parseable(tmp_path: Path) -> None:
+    # Each `&` becomes `&amp;` in the HTML: 1,999,995 of them in a code block (a 2 MB
+    # post, well under max_post_bytes) make an HTML text node of 10,000,001 characters,
+    # and libxml2 (lxml, and the readers built on it) refuses a text node over
+    # 10,000,000 without XML_PARSE_HUGE: "Resource limit exceeded: Text node too long".
+    # (One `&` fewer, 9,999,996 characters, parses.)
+    data = b"---\ntitle: Ampersands\ndate: 2025-06-01\n---\n```\n" + b"&" * 1_999_995 + b"\n```\n"
+    built = build_bounded(tmp_path, {**GOOD_POSTS, "amp.txt": data})
+    assert built.report["sources"][0] == "amp.txt", built.cost
+    check_documents(built.documents)
+
+
+def test_bounded_ten_thousand_tags(tmp_path: Path) -> None:
+    tags = "".join(f"  - tag-{n}-{'x' * 150}\n" for n in range(10_000))
+    data = f"---\ntitle: Tagged\ndate: 2025-06-01\ntags:\n{tags}---\nBody.\n".encode()
+    built = build_bounded(tmp_path, {**GOOD_POSTS, "tags.txt": data})
+    assert built.report["sources"][0] == "tags.txt", built.cost
+    assert built.report["problems"] == [], built.cost
+    _rss, atom, feed = check_documents(built.documents)
+    item = strict_xml(built.documents.rss).find("channel/item")
+    assert item is not None
+    categories = [category.text or "" for category in item.findall("category")]
+    assert 1 <= len(categories) <= MAX_TERMS, (len(categories), built.cost)
+    assert all(len(category) <= MAX_TERM_LENGTH for category in categories)
+    assert len(atom.entries[0].tags) <= MAX_TERMS
+    assert len(feed["items"][0]["tags"]) <= MAX_TERMS
+
+
+def test_bounded_post_over_max_post_bytes(tmp_path: Path) -> None:
+    head = b"---\ntitle: Too big\ndate: 2025-06-01\n---\n"
+    data = head + b"x" * (5_000_001 - len(head))
+    assert len(data) == 5_000_001
+    built = build_bounded(tmp_path, {**GOOD_POSTS, "big.txt": data})
+    assert built.report["problems"] == ["big.txt: file: larger than max_post_bytes (5000000 bytes)"], (
+        built.cost
+    )
+    assert sorted(built.report["sources"]) == sorted(GOOD_POSTS)
+    check_documents(built.documents)
