@@ -7,6 +7,7 @@ problem found in the post.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import tomllib
 from collections.abc import Callable, Sequence
@@ -70,6 +71,9 @@ class Post:
     """
 
     source: str  # path relative to the content directory, with `/`
+    # A digest of the file's bytes: two reads of a post compare equal only when nothing
+    # in the file changed, so an edit to the body alone still renders it anew.
+    digest: str
     id: str
     id_is_permalink: bool
     permalink: str
@@ -149,6 +153,7 @@ def parse_post(source: str, data: bytes, settings: Settings) -> Post:
     assert authors is not None and slug is not None
     return Post(
         source=source,
+        digest=hashlib.blake2b(data, digest_size=16).hexdigest(),
         id=explicit_id or permalink,
         id_is_permalink=explicit_id is None,
         permalink=permalink,
@@ -272,9 +277,13 @@ def _authors(value: object) -> tuple[Author, ...]:
             email = _line(fields.get("email", ""))
             uri = _line(fields.get("uri") or fields.get("url") or "")
         else:
-            name, email = parseaddr(_line(item))
+            text = _line(item)
+            try:
+                name, email = parseaddr(text)
+            except RecursionError:  # parseaddr recurses into nested (comments)
+                name, email = text, ""
             if not name and "@" not in email:
-                name, email = _line(item), ""
+                name, email = text, ""
             uri = ""
         if not name and not email:
             raise ValueError("an author needs a name or an email address")

@@ -266,3 +266,11 @@ def test_json_is_utf8_and_pretty(write_post: WritePost, settings: Settings) -> N
     data = build(settings).documents.json
     assert "Café — “quoted” 🍞".encode() in data
     assert json.loads(data)["items"][0]["title"] == "Café — “quoted” 🍞"
+
+
+def test_an_edit_to_the_body_alone_reaches_the_feeds(write_post: WritePost, settings: Settings) -> None:
+    pipeline = Pipeline(settings)
+    for version in ("First words.", "Second words.", "Third words."):
+        write_post("post.txt", post_text(body=version + "\n"))
+        html = pipeline.run(NOW).items[0].html
+        assert html == f"<p>{version}</p>\n"
