@@ -27,6 +27,7 @@ FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
 # An archive page that is complete never changes until an old post is edited, so
 # readers and proxies may keep it for long (RFC 5005 §4: archives are stable).
 ARCHIVE_MAX_AGE = 7 * 24 * 3600
+MAX_CONTENT_BYTES = 9_000_000  # libxml2 refuses a text node over 10,000,000 bytes
 
 Memo = Callable[[Hashable, Callable[[], bytes]], bytes]
 
@@ -74,9 +75,17 @@ class Build:
 
 
 def make_item(post: Post, body: str) -> Item:
-    """`post` with its Markdown `body` rendered and its summary decided."""
+    """`post` with its Markdown `body` rendered and its summary decided. HTML that would
+    pass libxml2's 10 MB limit on one text node once escaped into XML, which readers
+    refuse, is left out: the entry keeps its summary and its link."""
     rendered = render(body, post.permalink)
-    return Item(post, rendered.html, post.summary or summarize(rendered, post.title))
+    html = rendered.html if _escaped_size(rendered.html) <= MAX_CONTENT_BYTES else ""
+    return Item(post, html, post.summary or summarize(rendered, post.title))
+
+
+def _escaped_size(html: str) -> int:
+    """The UTF-8 size of `html` as XML text: & becomes &amp;, < and > become &lt;, &gt;."""
+    return len(html.encode()) + 4 * html.count("&") + 3 * (html.count("<") + html.count(">"))
 
 
 def site_channel(settings: Settings) -> Channel:

@@ -57,12 +57,12 @@ def _from_text(text: str) -> object:
 
 
 def _from_timestamp(seconds: float) -> dt.datetime:
-    if not math.isfinite(seconds):
-        raise ValueError(f"not a date: {seconds!r}")
     try:
+        if not math.isfinite(seconds):
+            raise ValueError(f"not a date: {brief(seconds)}")
         return dt.datetime.fromtimestamp(seconds, dt.UTC)
     except (OverflowError, OSError, ValueError):
-        raise ValueError(f"timestamp out of range: {seconds!r}") from None
+        raise ValueError(f"timestamp out of range: {brief(seconds)}") from None
 
 
 def rfc822(moment: dt.datetime) -> str:

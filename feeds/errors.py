@@ -18,6 +18,9 @@ class ConfigError(FeedsError, ValueError):
         self.reason = reason
 
 
+MAX_REASON = 300  # characters: a hostile value must not make a log line or /healthz huge
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """Why one post (named by its path relative to the content directory) was left out."""
@@ -25,6 +28,10 @@ class Problem:
     path: str
     field: str
     reason: str
+
+    def __post_init__(self) -> None:
+        if len(self.reason) > MAX_REASON:
+            object.__setattr__(self, "reason", self.reason[: MAX_REASON - 1] + "…")
 
     def __str__(self) -> str:
         return f"{self.path}: {self.field}: {self.reason}"

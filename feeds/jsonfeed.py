@@ -35,7 +35,8 @@ def _item(item: Item) -> dict[str, object]:
         "id": post.id,
         "url": post.permalink,
         "title": post.title,
-        "content_html": item.html,
+        # JSON Feed 1.1 needs content_html or content_text in every item.
+        **({"content_html": item.html} if item.html else {"content_text": item.summary}),
         "summary": item.summary,
         "date_published": rfc3339(post.date),
         "date_modified": rfc3339(post.updated),

@@ -9,6 +9,7 @@ remembers is updated only when a build succeeds: after a failed build, the next
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import multiprocessing
 import os
 import threading
@@ -23,7 +24,10 @@ from feeds.config import Settings
 from feeds.errors import PostError, Problem
 from feeds.posts import Post, parse_post, post_body
 from feeds.scan import FileChanging, SourceFile, read_source, scan
+from feeds.text import brief
 from feeds.xmlfeeds import Item
+
+log = logging.getLogger("feeds.pipeline")
 
 Progress = Callable[[int, int], None]
 PARALLEL_MIN_FILES = 2000  # below this, starting processes costs more than it saves
@@ -162,6 +166,9 @@ def read_post(file: SourceFile, settings: Settings) -> Post | list[Problem] | Ch
         return parse_post(file.relpath, data, settings)
     except PostError as error:
         return error.problems
+    except Exception as error:  # a bug, or a library that cannot cope: lose one post, not the feed
+        log.exception("unexpected error reading %s", file.relpath)
+        return [Problem(file.relpath, "file", f"unexpected {type(error).__name__}: {brief(error)}")]
 
 
 def read_posts(

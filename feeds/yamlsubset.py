@@ -15,6 +15,7 @@ import re
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _NUMBER_START = frozenset("-0123456789")
+_ODD_SPACE = re.compile(r"[^\S \n]")  # whitespace other than the space and the line feed
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+")
 _BLOCK = re.compile(r"([>|])([-+]?)")
@@ -33,8 +34,8 @@ Value = str | int | float | list[str | int | float]
 
 def load(text: str) -> dict[str, Value] | None:
     """The mapping `text` holds, or None when it is outside the subset."""
-    if "\u2028" in text or "\u2029" in text:
-        return None  # YAML reads these as line breaks
+    if not text.strip(" \n") or "\t" in text or (not text.isascii() and _ODD_SPACE.search(text)):
+        return None  # empty, or tabs and Unicode spaces, whose YAML rules PyYAML knows best
     result: dict[str, Value] = {}
     lines = text.split("\n")
     index, count = 0, len(lines)
@@ -112,10 +113,12 @@ def _sequence(block: list[str]) -> list[str | int | float] | None:
 
 def _block_scalar(block: list[str], style: str, chomping: str) -> str | None:
     """A `>` (folded) or `|` (literal) block scalar, YAML 1.1 §9.2."""
-    while block and not block[-1].strip():
+    if any(line and not line.strip() for line in block):
+        return None  # a line of spaces alone: past the indentation they are content
+    while block and not block[-1]:
         block.pop()
-    if not block:
-        return None
+    if not block or not block[0]:
+        return None  # empty, or leading empty lines, which YAML keeps as line breaks
     first = next(line for line in block if line.strip())
     indent = len(first) - len(first.lstrip(" "))
     if indent == 0:

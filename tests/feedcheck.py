@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import feedparser
 from lxml import etree
@@ -46,4 +47,4 @@ def check_documents(documents: FeedDocuments) -> tuple[Any, Any, dict[str, Any]]
 
 
 def _non_uri_ids(rss: Any) -> bool:
-    return any(":" not in entry.id for entry in rss.entries)
+    return any(not urlsplit(entry.id).scheme for entry in rss.entries)
