@@ -101,6 +101,15 @@ class PublishedStore:
         meta = json.loads((folder / "build.json").read_text())
         return Generation(name, files, meta)
 
+    def read_meta(self, name: str) -> dict[str, Any]:
+        """A generation's build.json; raises FileNotFoundError if it was pruned."""
+        meta: dict[str, Any] = json.loads((self.generations / name / "build.json").read_text())
+        return meta
+
+    def read_file(self, name: str, file_name: str) -> bytes:
+        """One file of a generation; raises FileNotFoundError if it was pruned."""
+        return (self.generations / name / file_name).read_bytes()
+
     def load_current(self) -> Generation | None:
         for _ in range(5):
             name = self.current_name()

@@ -68,47 +68,61 @@ def canonical_path(path_info: str) -> str:
 
 
 class Snapshots:
-    """This worker's copy of the current generation, reloaded when the watcher
-    publishes a new one: one `readlink` per request, one load per change."""
+    """This worker's view of the current generation: one `readlink` per request to
+    notice a new one, and each file read (and hashed) on its first request only, so a
+    site with many tag feeds and archive pages costs memory only for what is asked."""
 
     def __init__(self, store: PublishedStore, max_age: int) -> None:
         self.store = store
         self.max_age = max_age
         self._name: str | None = None
-        self._representations: Mapping[str, Representation] = {}
+        self._files: Mapping[str, Mapping[str, Any]] = {}  # route -> file name and metadata
+        self._representations: dict[str, Representation] = {}
         self._lock = threading.Lock()
 
     def representation(self, path: str) -> Representation | None:
         """The representation served at `path`; None when there is none (yet)."""
         name = self.store.current_name()
-        if name != self._name:
-            with self._lock:
-                self._load()
-        return self._representations.get(path)
+        with self._lock:
+            for _ in range(3):
+                try:
+                    if name != self._name:
+                        self._switch(name)
+                    return self._representation(path)
+                except FileNotFoundError:
+                    name = self.store.current_name()  # pruned under us: a newer one is current
+            return None
 
-    def _load(self) -> None:
-        generation = self.store.load_current()
-        if generation is None:
-            self._name, self._representations = None, {}
-            return
-        described = generation.meta.get("files", {})
-        representations = {}
-        for file_name, body in generation.files.items():
-            content_type = CONTENT_TYPES.get(file_name.rpartition("/")[2])
-            if content_type is None:
-                continue  # the .gz twins, which are served with their originals
-            about = described.get(file_name, {})
-            updated = about.get("updated")
-            representations[route_of(file_name)] = Representation.of(
-                body,
-                content_type,
-                dt.datetime.fromisoformat(updated) if updated else None,
-                about.get("max_age") or self.max_age,
-                gzip_body=generation.files[file_name + ".gz"],
-                browser_type=BROWSER_TYPE if content_type in XML_FEED_TYPES else None,
-            )
-        self._representations = representations
-        self._name = generation.name
+    def _switch(self, name: str | None) -> None:
+        self._files, self._representations = {}, {}
+        if name is not None:
+            described = self.store.read_meta(name).get("files", {})
+            self._files = {
+                route_of(file_name): {"file": file_name, **about}
+                for file_name, about in described.items()
+                if file_name.rpartition("/")[2] in CONTENT_TYPES
+            }
+        self._name = name
+
+    def _representation(self, path: str) -> Representation | None:
+        if path in self._representations:
+            return self._representations[path]
+        about = self._files.get(path)
+        if about is None or self._name is None:
+            return None
+        file_name = about["file"]
+        content_type = CONTENT_TYPES[file_name.rpartition("/")[2]]
+        updated = about.get("updated")
+        representation = Representation.of(
+            self.store.read_file(self._name, file_name),
+            content_type,
+            dt.datetime.fromisoformat(updated) if updated else None,
+            about.get("max_age") or self.max_age,
+            gzip_body=self.store.read_file(self._name, file_name + ".gz"),
+            browser_type=BROWSER_TYPE if content_type in XML_FEED_TYPES else None,
+        )
+        self._representations[path] = representation
+        return representation
 
 
 def create_app(settings: Settings | None = None) -> Flask:
