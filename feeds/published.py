@@ -44,11 +44,9 @@ class Generation:
     meta: Mapping[str, Any]
 
 
-def digest_of(files: Mapping[str, bytes]) -> str:
-    hasher = hashlib.blake2b(digest_size=8)
-    for name in sorted(files):
-        hasher.update(name.encode() + b"\0" + hashlib.blake2b(files[name]).digest())
-    return hasher.hexdigest()
+def digest_of(meta: Mapping[str, Any]) -> str:
+    """A short tag for a generation's name, from what it describes."""
+    return hashlib.blake2b(json.dumps(meta, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
 class PublishedStore:
@@ -65,20 +63,30 @@ class PublishedStore:
         except FileNotFoundError:
             return None
 
-    def publish(self, files: Mapping[str, bytes], meta: Mapping[str, Any]) -> str | None:
-        """Makes `files` the current generation; None when they equal the current one."""
-        digest = digest_of(files)
-        current = self.current_name()
-        if current and current.endswith("-" + digest):
+    def publish(
+        self, files: Mapping[str, bytes], meta: Mapping[str, Any], current_files: Mapping[str, bytes]
+    ) -> str | None:
+        """Makes `files` the current generation; None when they equal `current_files`,
+        the files of the generation in service (the caller has them in memory). A file
+        whose bytes are the very object of the current generation is linked, not
+        written again: one edit rewrites only the documents it changed."""
+        if files == current_files:
             return None
+        current = self.current_name()
         number = int(current.split("-")[0]) + 1 if current else 1
-        name = f"{number:06d}-{digest}"
+        name = f"{number:06d}-{digest_of(meta)}"
         for leftover in self.generations.glob(".staging-*"):
             shutil.rmtree(leftover, ignore_errors=True)  # from a publisher killed mid-write
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.generations))
         for file_name, data in files.items():
             target = staging / file_name
             target.parent.mkdir(parents=True, exist_ok=True)
+            if current and current_files.get(file_name) is data:
+                try:
+                    os.link(self.generations / current / file_name, target)
+                    continue
+                except OSError:
+                    pass  # pruned or on another file system: write it
             target.write_bytes(data)
         (staging / "build.json").write_text(json.dumps(meta, sort_keys=True))
         staging.chmod(0o755)

@@ -93,8 +93,8 @@ class Watcher:
                 return False
             self._guard(reading)
             built = self.pipeline.build(reading, now)
-            files = self._files(built)
-            published = self.store.publish(files, self._meta(built))
+            files = self._files(built, self.published_files)
+            published = self.store.publish(files, self._meta(built), self.published_files)
         except Exception as error:
             self.retry = True
             if isinstance(error, EmptyContentGuard):
@@ -141,11 +141,18 @@ class Watcher:
                 "(set empty_guard = false to publish empty feeds)"
             )
 
-    def _files(self, built: Build) -> dict[str, bytes]:
+    def _files(self, built: Build, before: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Every file to publish, each with its gzip twin. Unchanged documents keep the
+        very bytes objects of the generation in service (compressed once, linked)."""
         files = {output.path: output.body for output in built.outputs}
         files[INDEX_FILE] = index_html(self.settings, built.items, built.terms)
         for name, data in list(files.items()):
-            files[name + ".gz"] = compress(data)
+            old = before.get(name)
+            if old is not None and old == data and name + ".gz" in before:
+                files[name] = old
+                files[name + ".gz"] = before[name + ".gz"]
+            else:
+                files[name + ".gz"] = compress(data)
         return files
 
     def _changed_feeds(self, built: Build, before: Mapping[str, bytes]) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from feeds.config import Settings, load_settings
+from feeds.published import PublishedStore, default_state_dir
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_EXAMPLE = REPO.parent / "shared" / "examples" / "000_e19a8b596fc750c0.txt"
@@ -82,3 +83,14 @@ def make_settings(tmp_path: Path, content_dir: Path) -> MakeSettings:
 @pytest.fixture
 def settings(make_settings: MakeSettings) -> Settings:
     return make_settings()
+
+
+@pytest.fixture
+def service_settings(make_settings: MakeSettings, tmp_path: Path) -> Settings:
+    """Settings whose state directory (published feeds, health) is private to the test."""
+    return make_settings(state_dir=str(tmp_path / "state"))
+
+
+@pytest.fixture
+def store(service_settings: Settings) -> PublishedStore:
+    return PublishedStore(default_state_dir(service_settings))

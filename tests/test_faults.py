@@ -17,26 +17,16 @@ import pytest
 
 from feeds import pipeline
 from feeds.config import Settings
-from feeds.published import PublishedStore, default_state_dir
+from feeds.published import PublishedStore
 from feeds.scan import Scan
 from feeds.watcher import SETTLE_NS, Watcher
 
-from conftest import MakeSettings, WritePost, post_text
+from conftest import WritePost, post_text
 from feedcheck import check_documents, parsed
 from server import Server
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 SETTLE_SECONDS = SETTLE_NS / 1e9
-
-
-@pytest.fixture
-def service_settings(make_settings: MakeSettings, tmp_path: Path) -> Settings:
-    return make_settings(state_dir=str(tmp_path / "state"))
-
-
-@pytest.fixture
-def store(service_settings: Settings) -> PublishedStore:
-    return PublishedStore(default_state_dir(service_settings))
 
 
 def watcher_for(settings: Settings, store: PublishedStore) -> Watcher:

@@ -37,7 +37,7 @@ from feeds.posts import MAX_TERM_LENGTH, MAX_TERMS, parse_post
 from feeds.text import clean
 
 from conftest import post_text
-from feedcheck import NS, check_documents, strict_xml
+from feedcheck import NS, check_documents, parsed, strict_xml
 
 BASE_URL = "https://example.com"
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -141,6 +141,13 @@ def check_build(files: list[File]) -> Built:
     for result in (built.first, built.second):
         _, _, feed = check_documents(result.documents)
         assert [item["id"] for item in feed["items"]] == [item.post.id for item in result.items]
+        for output in result.outputs:  # tag, category and archive documents too
+            if output.path.endswith((".xml", ".xsl")):
+                strict_xml(output.body)
+            if output.path.endswith(("rss.xml", "atom.xml")):
+                assert parsed(output.body).version in ("rss20", "atom10"), output.path
+            elif output.path.endswith(".json"):
+                json.loads(output.body)
         assert result.files_read == len(files)
         assert result.files_read == result.used + result.held_back + result.skipped, (
             f"files_read {result.files_read} != used {result.used} + held_back {result.held_back}"

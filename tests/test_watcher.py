@@ -29,16 +29,6 @@ class Clock:
 
 
 @pytest.fixture
-def service_settings(make_settings: MakeSettings, tmp_path: Path) -> Settings:
-    return make_settings(state_dir=str(tmp_path / "state"))
-
-
-@pytest.fixture
-def store(service_settings: Settings) -> PublishedStore:
-    return PublishedStore(default_state_dir(service_settings))
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 
