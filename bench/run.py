@@ -814,14 +814,8 @@ class NginxServer:
         stop_child(self.process)
 
 
-STATUS_SCRIPT = """
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) statuses = {} end
-function response(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
-end
-function done(summary, latency, requests)
+# Shared by both wrk scripts: each thread counts statuses; the totals are printed.
+_REPORT_STATUSES = """function done(summary, latency, requests)
   local total = {}
   for _, t in ipairs(threads) do
     for code, n in pairs(t:get("statuses")) do total[code] = (total[code] or 0) + n end
@@ -830,8 +824,21 @@ function done(summary, latency, requests)
 end
 """
 
+STATUS_SCRIPT = (
+    """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {} end
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+"""
+    + _REPORT_STATUSES
+)
+
 # A conditional-GET client: sends the last ETag it saw, as a feed reader does.
-CONDITIONAL_SCRIPT = """
+CONDITIONAL_SCRIPT = (
+    """
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) statuses = {}; etag = args[1] end
@@ -843,14 +850,9 @@ function response(status, headers, body)
   local tag = headers["ETag"] or headers["Etag"] or headers["etag"]
   if tag then etag = tag end
 end
-function done(summary, latency, requests)
-  local total = {}
-  for _, t in ipairs(threads) do
-    for code, n in pairs(t:get("statuses")) do total[code] = (total[code] or 0) + n end
-  end
-  for code, n in pairs(total) do io.write(string.format("STATUS %d %d\\n", code, n)) end
-end
 """
+    + _REPORT_STATUSES
+)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feeds.errors import ConfigError
@@ -130,8 +130,8 @@ def _log_format(key: str, value: object) -> str:
     return text
 
 
-def _base_url(key: str, value: object) -> str:
-    text = _text(key, value).strip()
+def _http_url(key: str, text: str) -> SplitResult:
+    """The parts of an absolute http(s) URL; ConfigError naming `key` otherwise."""
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises on a malformed port
@@ -139,23 +139,24 @@ def _base_url(key: str, value: object) -> str:
         raise ConfigError(key, f"malformed URL {text!r}: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(key, f"must be an absolute http(s) URL such as https://example.com, got {text!r}")
-    if parts.query or parts.fragment or any(c.isspace() for c in text):
-        raise ConfigError(key, f"must not contain spaces, a query or a fragment, got {text!r}")
+    if any(c.isspace() for c in text):
+        raise ConfigError(key, f"must not contain spaces, got {text!r}")
+    return parts
+
+
+def _base_url(key: str, value: object) -> str:
+    text = _text(key, value).strip()
+    parts = _http_url(key, text)
+    if parts.query or parts.fragment:
+        raise ConfigError(key, f"must not contain a query or a fragment, got {text!r}")
     return text.rstrip("/")
 
 
 def _optional_url(key: str, value: object) -> str:
     """An absolute http(s) URL kept exactly as written, or empty for none."""
     text = _text(key, value).strip()
-    if not text:
-        return ""
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError as error:
-        raise ConfigError(key, f"malformed URL {text!r}: {error}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in text):
-        raise ConfigError(key, f"must be an absolute http(s) URL, or empty, got {text!r}")
+    if text:
+        _http_url(key, text)
     return text
 
 
