@@ -21,7 +21,6 @@ from feeds.select import select
 from feeds.taxonomy import Term, group_terms
 from feeds.xmlfeeds import STYLESHEET_PATH, Channel, Item, Paging, atom, rss
 
-FEED_PATHS = {"rss": "/rss.xml", "atom": "/atom.xml", "json": "/feed.json"}
 FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
 
 # An archive page that is complete never changes until an old post is edited, so
@@ -187,7 +186,7 @@ def _archive_outputs(
     items = tuple(_summary_item(post, itemize) for post in reversed(page))
     outputs = []
     for kind, write in (("rss", rss), ("atom", atom)):
-        links = [("current", settings.url(FEED_PATHS[kind]))]
+        links = [("current", settings.url(FEED_FILES[kind]))]
         if number > 1:
             links.append(("prev-archive", _archive_url(settings, number - 1, kind)))
         if number < count:

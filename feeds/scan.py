@@ -22,10 +22,6 @@ class SourceFile(NamedTuple):
     size: int
     mtime_ns: int
 
-    @property
-    def signature(self) -> tuple[int, int]:
-        return (self.size, self.mtime_ns)
-
 
 @dataclass(frozen=True)
 class Scan:
