@@ -12,7 +12,8 @@ from feeds.config import Settings, load_settings
 from feeds.published import PublishedStore, default_state_dir
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_EXAMPLE = REPO.parent / "shared" / "examples" / "000_e19a8b596fc750c0.txt"
+# The user's own example post, kept unchanged byte for byte as test data.
+USERS_EXAMPLE = REPO / "tests" / "data" / "000_e19a8b596fc750c0.txt"
 
 WritePost = Callable[..., Path]
 MakeSettings = Callable[..., Settings]

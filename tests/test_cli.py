@@ -15,7 +15,7 @@ import pytest
 from feeds import cli, scan
 from feeds.build import FeedDocuments
 
-from conftest import REPO, SHARED_EXAMPLE, WritePost, post_text
+from conftest import REPO, USERS_EXAMPLE, WritePost, post_text
 from feedcheck import check_documents, strict_xml
 
 
@@ -144,9 +144,7 @@ def test_output_does_not_depend_on_locale_or_timezone(
 
 
 def test_the_users_example_post(content_dir: Path, config: Path, tmp_path: Path) -> None:
-    if not SHARED_EXAMPLE.exists():
-        pytest.fail(f"{SHARED_EXAMPLE} is missing: CI must run with ../shared beside the project")
-    shutil.copy(SHARED_EXAMPLE, content_dir)
+    shutil.copy(USERS_EXAMPLE, content_dir)
     out = tmp_path / "out"
     assert cli.main(["--config", str(config), "build", "--strict", "--out", str(out)]) == 0
     documents = read_documents(out)
