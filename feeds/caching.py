@@ -8,11 +8,15 @@ Pure: takes the request's headers and a prepared `Representation`, returns an
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gzip
 import hashlib
 import re
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
+
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header
 
 _ENTITY_TAG = re.compile(r'(?:W/)?"([^"]*)"')
 
@@ -25,6 +29,17 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class Relabelled:
+    """The same bytes under another content type, in both codings. A different type makes
+    a different representation, so its tags differ too (RFC 9110 §8.8.3: a strong
+    validator changes whenever the representation does)."""
+
+    content_type: str
+    identity: Variant
+    gzipped: Variant
+
+
+@dataclass(frozen=True)
 class Representation:
     """One resource in its identity and gzip codings, each with its own strong ETag."""
 
@@ -33,9 +48,9 @@ class Representation:
     content_type: str
     last_modified: dt.datetime | None
     cache_control: str
-    # The type for a browser's page request (Accept names text/html): browsers show
+    # What a browser's page request gets (see `wants_page`): browsers show
     # application/rss+xml as plain text, but apply the feed's XSLT to application/xml.
-    browser_type: str | None = None
+    browser: Relabelled | None = None
 
     @classmethod
     def of(
@@ -47,18 +62,25 @@ class Representation:
         gzip_body: bytes | None = None,
         browser_type: str | None = None,
     ) -> Representation:
-        # Both tags derive from the identity bytes, so every instance agrees on them
+        # Every tag derives from the identity bytes, so every instance agrees on them
         # even where zlib versions would compress the same bytes differently.
         digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+        gzipped = gzip_body if gzip_body is not None else compress(body)
+        browser = None
+        if browser_type is not None:
+            label = browser_type.partition("/")[2].partition(";")[0].strip()  # "xml"
+            browser = Relabelled(
+                browser_type,
+                Variant(body, f'"{digest}-{label}"', None),
+                Variant(gzipped, f'"{digest}-{label}-gzip"', "gzip"),
+            )
         return cls(
             identity=Variant(body, f'"{digest}"', None),
-            gzipped=Variant(
-                gzip_body if gzip_body is not None else compress(body), f'"{digest}-gzip"', "gzip"
-            ),
+            gzipped=Variant(gzipped, f'"{digest}-gzip"', "gzip"),
             content_type=content_type,
             last_modified=last_modified.replace(microsecond=0) if last_modified else None,
             cache_control=f"public, max-age={max_age}",
-            browser_type=browser_type,
+            browser=browser,
         )
 
 
@@ -84,20 +106,22 @@ def answer(
 ) -> Answer:
     """The answer to a GET of `representation` given the request's headers (for HEAD,
     the server sends the same status and headers and drops the body)."""
-    variant = representation.gzipped if accepts_gzip(accept_encoding) else representation.identity
+    chosen: Representation | Relabelled = representation
+    if representation.browser is not None and accept and wants_page(accept, representation.content_type):
+        chosen = representation.browser
+    # The validators are those of the variant selected: one variant's tag never
+    # revalidates another's bytes.
+    variant = chosen.gzipped if accepts_gzip(accept_encoding) else chosen.identity
     headers = [
         ("ETag", variant.etag),
         ("Cache-Control", representation.cache_control),
-        ("Vary", "Accept, Accept-Encoding" if representation.browser_type else "Accept-Encoding"),
+        ("Vary", "Accept, Accept-Encoding" if representation.browser else "Accept-Encoding"),
     ]
     if representation.last_modified:
         headers.append(("Last-Modified", http_date(representation.last_modified)))
     if not_modified(variant.etag, representation.last_modified, if_none_match, if_modified_since):
         return Answer(304, headers, b"")
-    content_type = representation.content_type
-    if representation.browser_type and accept and "text/html" in accept:
-        content_type = representation.browser_type
-    headers.append(("Content-Type", content_type))
+    headers.append(("Content-Type", chosen.content_type))
     headers.append(("Content-Length", str(len(variant.body))))
     if variant.encoding:
         headers.append(("Content-Encoding", variant.encoding))
@@ -120,6 +144,22 @@ def not_modified(
         return False
     since = parse_http_date(if_modified_since)
     return since is not None and last_modified <= since
+
+
+# Feed readers send a handful of distinct Accept values, and a 304 is the hot path: each
+# value is parsed once. Bounded, so a client sending endless variants costs little.
+@functools.lru_cache(maxsize=256)
+def wants_page(accept: str, feed_type: str) -> bool:
+    """Whether a request with this `Accept` asks for a page rather than the feed of
+    `feed_type`: `text/html` named (not only matched by `*/*`, which feed readers send)
+    with q > 0 (q=0 means "not acceptable", RFC 9110 §12.4.2), and weighted at least as
+    high as the feed's own type, through the most specific range that matches each
+    (§12.5.1). A tie goes to the page: the bytes are the same, and every feed reader
+    parses application/xml, while a browser would show the feed's type as text."""
+    ranges = parse_accept_header(accept, MIMEAccept)
+    named = any(value.partition(";")[0].strip().lower() == "text/html" for value, _ in ranges)
+    html = ranges.quality("text/html")
+    return named and html > 0 and html >= ranges.quality(feed_type.partition(";")[0].strip())
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:

@@ -8,10 +8,27 @@ import re
 
 import pytest
 
-from feeds.caching import Answer, Representation, accepts_gzip, answer, compress, http_date, parse_http_date
+from feeds.caching import (
+    Answer,
+    Representation,
+    accepts_gzip,
+    answer,
+    compress,
+    http_date,
+    parse_http_date,
+    wants_page,
+)
 
 BODY = b"<rss>the same bytes every time</rss>\n" * 20
 RSS = "application/rss+xml; charset=utf-8"
+ATOM = "application/atom+xml; charset=utf-8"
+XML = "application/xml; charset=utf-8"
+# What browsers send for a page (Chromium 131, Firefox 133, Safari 18).
+CHROMIUM = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,"
+    "application/signed-exchange;v=b3;q=0.7"
+)
+FIREFOX = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 MODIFIED = dt.datetime(2025, 1, 19, 10, 55, 23, tzinfo=dt.UTC)
 MODIFIED_TEXT = "Sun, 19 Jan 2025 10:55:23 GMT"
 STRONG = re.compile(r'"[^"\s]+"')
@@ -298,10 +315,101 @@ def test_if_modified_since_without_last_modified_gives_200() -> None:
         ("br, deflate", False),
         ("gzip;q=0, *", False),
         ("gzip; q=1.0", True),
+        ("gzip;q=0.000", False),
+        ("gzip;q=nonsense", False),
+        ("identity;q=0", False),  # gzip is not named either: identity stays the fallback
+        ("identity;q=0, *", True),
+        ("identity;q=0, gzip;q=0.1", True),
     ],
 )
 def test_accepts_gzip(accept_encoding: str | None, expected: bool) -> None:
     assert accepts_gzip(accept_encoding) is expected
+
+
+# --- the browser view: Accept and its own validators ----------------------------------------------
+
+
+def feed_with_browser_view(body: bytes = BODY) -> Representation:
+    return Representation.of(body, RSS, MODIFIED, 300, browser_type=XML)
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (CHROMIUM, True),
+        (FIREFOX, True),
+        ("text/html", True),
+        ("TEXT/HTML;q=0.5", True),
+        ("text/html, application/rss+xml", True),  # a tie goes to the page
+        ("application/rss+xml;q=0.5, text/html;q=0.5", True),
+        ("text/html;q=0, application/rss+xml", False),  # RFC 9110 §12.4.2: q=0 is "not acceptable"
+        ("text/html;q=0.0, */*", False),
+        ("text/html; q=0.000", False),
+        ("application/rss+xml, application/atom+xml, */*;q=0.1", False),
+        ("application/rss+xml, text/html;q=0.9", False),
+        ("application/atom+xml,application/rss+xml,application/xml;q=0.9,text/html;q=0.8,*/*;q=0.7", False),
+        ("application/rss+xml;q=0.5, text/html;q=0.4, */*;q=0.9", False),
+        ("*/*", False),  # feed readers send */*; a wildcard alone is no page request
+        ("text/*", False),
+        ("", False),
+        ("garbage;;;,,", False),
+    ],
+)
+def test_wants_page(accept: str, expected: bool) -> None:
+    assert wants_page(accept, RSS) is expected
+
+
+def test_wants_page_compares_with_the_feeds_own_type() -> None:
+    accept = "application/atom+xml, text/html;q=0.5"
+    assert wants_page(accept, ATOM) is False
+    assert wants_page(accept, RSS) is True
+
+
+@pytest.mark.parametrize("accept", ["text/html;q=0, application/rss+xml", "text/html;q=0.0, */*"])
+def test_html_with_q_zero_gets_the_feed_type(accept: str) -> None:
+    result = answer(feed_with_browser_view(), accept=accept)
+    assert headers_of(result)["Content-Type"] == RSS
+
+
+def test_browser_variants_have_tags_of_their_own() -> None:
+    rep = feed_with_browser_view()
+    assert rep.browser is not None
+    tags = [rep.identity.etag, rep.gzipped.etag, rep.browser.identity.etag, rep.browser.gzipped.etag]
+    assert len(set(tags)) == 4
+    assert all(STRONG.fullmatch(tag) for tag in tags), tags
+    digest = rep.identity.etag.strip('"')
+    assert rep.browser.identity.etag == f'"{digest}-xml"'
+    assert rep.browser.gzipped.etag == f'"{digest}-xml-gzip"'
+    assert rep.browser.identity.body == BODY and rep.browser.gzipped.body == rep.gzipped.body
+
+
+@pytest.mark.parametrize("accept_encoding", [None, "gzip"])
+def test_page_and_feed_answers_differ_in_etag_and_each_revalidates_with_its_own(
+    accept_encoding: str | None,
+) -> None:
+    rep = feed_with_browser_view()
+    feed = answer(rep, accept="application/rss+xml", accept_encoding=accept_encoding)
+    page = answer(rep, accept=FIREFOX, accept_encoding=accept_encoding)
+    feed_tag, page_tag = headers_of(feed)["ETag"], headers_of(page)["ETag"]
+    assert (headers_of(feed)["Content-Type"], headers_of(page)["Content-Type"]) == (RSS, XML)
+    assert feed.body == page.body
+    assert feed_tag != page_tag
+    for accept, own, other in (("application/rss+xml", feed_tag, page_tag), (FIREFOX, page_tag, feed_tag)):
+        again = answer(rep, accept=accept, accept_encoding=accept_encoding, if_none_match=own)
+        assert (again.status, headers_of(again)["ETag"]) == (304, own)
+        assert headers_of(again)["Vary"] == "Accept, Accept-Encoding"
+        crossed = answer(rep, accept=accept, accept_encoding=accept_encoding, if_none_match=other)
+        assert (crossed.status, headers_of(crossed)["ETag"]) == (200, own)
+        weak = answer(rep, accept=accept, accept_encoding=accept_encoding, if_none_match=f'"x", W/{own}')
+        assert weak.status == 304
+        assert answer(rep, accept=accept, accept_encoding=accept_encoding, if_none_match="*").status == 304
+
+
+def test_a_page_request_still_revalidates_by_date_without_if_none_match() -> None:
+    rep = feed_with_browser_view()
+    result = answer(rep, accept=FIREFOX, if_modified_since=MODIFIED_TEXT)
+    assert result.status == 304
+    assert rep.browser is not None and headers_of(result)["ETag"] == rep.browser.identity.etag
 
 
 # --- dates ----------------------------------------------------------------------------------------

@@ -439,7 +439,43 @@ def test_a_browser_gets_xml_feeds_as_xml_and_the_same_bytes(
     assert reader.headers["Content-Type"] == FEED_TYPES[path]
     expected = "application/xml; charset=utf-8" if path in ("/rss.xml", "/atom.xml") else FEED_TYPES[path]
     assert browser.headers["Content-Type"] == expected
-    assert browser.data == reader.data and browser.headers["ETag"] == reader.headers["ETag"]
+    assert browser.data == reader.data
+    # A relabelled answer is another representation, with a strong tag of its own.
+    same_tag = path not in ("/rss.xml", "/atom.xml")
+    assert (browser.headers["ETag"] == reader.headers["ETag"]) is same_tag
+
+
+@pytest.mark.parametrize("path", ["/rss.xml", "/atom.xml"])
+@pytest.mark.parametrize("accept_encoding", ["identity", "gzip"])
+def test_browser_and_reader_answers_revalidate_with_their_own_tags_only(
+    client: FlaskClient, path: str, accept_encoding: str
+) -> None:
+    reader_accept = {"Accept": "application/rss+xml, application/atom+xml, */*;q=0.1"}
+    browser_accept = {"Accept": BROWSER_ACCEPT}
+    encoding = {"Accept-Encoding": accept_encoding}
+    reader = client.get(path, headers={**reader_accept, **encoding})
+    browser = client.get(path, headers={**browser_accept, **encoding})
+    reader_tag, browser_tag = reader.headers["ETag"], browser.headers["ETag"]
+    assert reader_tag != browser_tag
+    digest = reader_tag.strip('"').removesuffix("-gzip")
+    assert browser_tag == (f'"{digest}-xml-gzip"' if accept_encoding == "gzip" else f'"{digest}-xml"')
+    for accept, own, other in (
+        (reader_accept, reader_tag, browser_tag),
+        (browser_accept, browser_tag, reader_tag),
+    ):
+        assert_not_modified(client.get(path, headers={**accept, **encoding, "If-None-Match": own}), own)
+        crossed = client.get(path, headers={**accept, **encoding, "If-None-Match": other})
+        assert crossed.status_code == 200
+        assert crossed.headers["ETag"] == own
+        assert crossed.data == (browser if accept is browser_accept else reader).data
+
+
+def test_a_page_request_refusing_html_gets_the_feed_type(client: FlaskClient) -> None:
+    """RFC 9110 §12.4.2: q=0 means "not acceptable"."""
+    for accept in ("text/html;q=0, application/rss+xml", "text/html;q=0.0, */*"):
+        response = client.get("/rss.xml", headers={"Accept": accept})
+        assert response.headers["Content-Type"] == FEED_TYPES["/rss.xml"]
+        assert response.headers["ETag"] == client.get("/rss.xml").headers["ETag"]
 
 
 def test_the_stylesheet_is_served(site: Site, client: FlaskClient) -> None:
