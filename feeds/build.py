@@ -23,8 +23,10 @@ from feeds.xmlfeeds import STYLESHEET_PATH, Channel, Item, Paging, atom, rss
 
 FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
 
-# An archive page that is complete never changes until an old post is edited, so
-# readers and proxies may keep it for long (RFC 5005 §4: archives are stable).
+# An archive page with a newer page after it never changes until an old post is edited,
+# so readers and proxies may keep it for long (RFC 5005 §4: archives are stable). The
+# newest page gains its next-archive link when the next page fills: until then it gets
+# the max_age setting, like the main feeds.
 ARCHIVE_MAX_AGE = 7 * 24 * 3600
 MAX_CONTENT_BYTES = 9_000_000  # libxml2 refuses a text node over 10,000,000 bytes
 
@@ -196,7 +198,8 @@ def _archive_outputs(
         )
         paging = Paging(links=tuple(links), archive=True)
         body = memo((kind, channel, paging, items), partial(write, channel, items, paging))
-        outputs.append(Output(f"archive/{number}/{FEED_FILES[kind]}", body, _newest(items), ARCHIVE_MAX_AGE))
+        max_age = ARCHIVE_MAX_AGE if number < count else None
+        outputs.append(Output(f"archive/{number}/{FEED_FILES[kind]}", body, _newest(items), max_age))
     return outputs
 
 

@@ -122,6 +122,39 @@ def test_archive_pages_are_served_with_a_long_max_age(
     assert client.get("/archive/3/atom.xml").status_code == 404
 
 
+def test_only_pages_with_a_newer_page_are_kept_for_a_week(
+    write_post: WritePost, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """A page served with the week's max-age must keep its bytes: the newest page still
+    gains a next-archive link when the next page fills, so it gets the feeds' max_age."""
+    settings = make_settings(item_limit=10, state_dir=str(tmp_path / "state"))
+    watcher = Watcher(settings, PublishedStore(default_state_dir(settings)), clock=lambda: NOW, settle_ns=0)
+    client = create_app(settings).test_client()
+    week, short = f"public, max-age={ARCHIVE_MAX_AGE}", "public, max-age=300"
+    pages = [f"/archive/{n}/{name}" for n in (1, 2, 3) for name in ("rss.xml", "atom.xml")]
+
+    write_posts(write_post, 0, 25)
+    assert watcher.poll() is True
+    before = {path: client.get(path) for path in pages}
+    assert [before[path].status_code for path in pages] == [200, 200, 200, 200, 404, 404]
+    assert [before[path].headers["Cache-Control"] for path in pages[:4]] == [week, week, short, short]
+    assert "next-archive" not in links(before["/archive/2/atom.xml"].data, "atom")
+
+    write_posts(write_post, 25, 30)  # page 3 fills
+    assert watcher.poll() is True
+    after = {path: client.get(path) for path in pages}
+    assert [after[path].headers["Cache-Control"] for path in pages] == [week, week, week, week, short, short]
+    assert links(after["/archive/2/atom.xml"].data, "atom")["next-archive"].endswith("/archive/3/atom.xml")
+    for path in pages[:4]:
+        if before[path].headers["Cache-Control"] == week:
+            assert after[path].data == before[path].data, f"{path} changed during its week"
+            assert after[path].headers["ETag"] == before[path].headers["ETag"]
+        else:
+            assert after[path].data != before[path].data
+        stale = client.get(path, headers={"If-None-Match": before[path].headers["ETag"]})
+        assert stale.status_code == (304 if after[path].data == before[path].data else 200)
+
+
 def test_every_document_is_valid_and_byte_stable(write_post: WritePost, make_settings: MakeSettings) -> None:
     for n in range(33):
         extra = f"tags: [T{n % 3}, Shared]\ncategories: C{n % 2}" + (
