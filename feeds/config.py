@@ -46,6 +46,7 @@ class Settings:
     log_format: str = "text"
     websub_hub: str = ""
     metrics: bool = False
+    health_details: bool = False
 
     @property
     def tz(self) -> ZoneInfo:
@@ -219,6 +220,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "log_format": _log_format,
     "websub_hub": _optional_url,
     "metrics": _boolean,
+    "health_details": _boolean,
 }
 assert set(_PARSERS) == {f.name for f in fields(Settings)}
 

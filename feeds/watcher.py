@@ -101,7 +101,7 @@ class Watcher:
                 log.error("%s", error)
             else:
                 log.exception("build failed; the last good feeds stay in service")
-            self._report(now, error=f"{type(error).__name__}: {error}")
+            self._report(now, error=error)
             if self.metrics:
                 self.metrics.build("failed", time.perf_counter() - started)
             return False
@@ -179,13 +179,17 @@ class Watcher:
         outputs[INDEX_FILE] = {"updated": rfc3339(updated) if updated else None, "max_age": None}
         return {"posts": built.used, "files": outputs}
 
-    def _report(self, now: dt.datetime, built: Build | None = None, error: str | None = None) -> None:
+    def _report(self, now: dt.datetime, built: Build | None = None, error: Exception | None = None) -> None:
+        """Writes the health record that /healthz reads. `error` names only the class of
+        the failure; `last_error` (its text, with server paths) and `skipped` (problem
+        files, values quoted) are details that /healthz shows only with health_details."""
         previous = self.store.read_health() or {}
         health: dict[str, Any] = {
             "status": "ok" if error is None else "error",
             "last_attempt": rfc3339(now),
             "last_success": self.last_success,
-            "last_error": error,
+            "error": type(error).__name__ if error is not None else None,
+            "last_error": f"{type(error).__name__}: {error}" if error is not None else None,
             "generation": self.store.current_name(),
         }
         if built is not None:

@@ -45,6 +45,11 @@ HTML_POLICY = (
     "frame-ancestors 'none'"
 )
 RETRY_AFTER_SECONDS = "5"
+# What /healthz tells anyone: state, times and counts. The failure's text and the
+# problem files (paths, quoted values, drafts among them) are in the log, and on
+# /healthz only with the health_details setting.
+HEALTH_KEYS = ("status", "last_attempt", "last_success", "generation", "posts_used", "posts_skipped", "error")
+HEALTH_DETAIL_KEYS = ("last_error", "skipped")
 
 
 def route_of(file_name: str) -> str:
@@ -133,8 +138,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["FEEDS_SETTINGS"] = settings
 
+    health_keys = HEALTH_KEYS + (HEALTH_DETAIL_KEYS if settings.health_details else ())
+
     def healthz() -> Response:
-        body = store.read_health() or {"status": "starting", "last_success": None, "last_error": None}
+        # The same keys before the first build as after it, null until known.
+        record = store.read_health() or {"status": "starting"}
+        body = {key: record.get(key) for key in health_keys}
         status = 200 if store.current_name() is not None else 503
         response = Response(json.dumps(body, sort_keys=True) + "\n", status, mimetype="application/json")
         response.headers["Cache-Control"] = "no-store"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,10 +15,11 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from feeds.caching import Representation
-from feeds.config import Settings
+from feeds.config import Settings, load_settings
+from feeds.errors import ConfigError
 from feeds.published import PublishedStore, default_state_dir
 from feeds.watcher import Watcher
-from feeds.web import create_app
+from feeds.web import HEALTH_KEYS, create_app
 
 from conftest import MakeSettings, WritePost, post_text
 
@@ -345,7 +348,7 @@ def test_before_first_build(unpublished: Site) -> None:
     assert health.status_code == 503
     assert health.headers["Content-Type"] == "application/json"
     assert health.headers["Cache-Control"] == "no-store"
-    assert health.get_json() == {"status": "starting", "last_success": None, "last_error": None}
+    assert health.get_json() == dict.fromkeys(HEALTH_KEYS) | {"status": "starting"}
     assert_nosniff(health)
     for path in ROUTES:
         for response in (client.get(path), client.head(path)):
@@ -370,8 +373,8 @@ def test_health_after_first_poll_in_the_same_app(unpublished: Site) -> None:
     assert body["last_success"] == "2026-01-01T00:00:00Z"
     assert body["posts_used"] == 2
     assert body["posts_skipped"] == 1
-    assert body["skipped"] == ["broken.txt: date: missing"]
-    assert body["last_error"] is None
+    assert body["error"] is None
+    assert set(body) == set(HEALTH_KEYS)
     rss = client.get("/rss.xml")
     assert rss.status_code == 200
     assert rss.data == unpublished.published("/rss.xml")
@@ -383,7 +386,99 @@ def test_health_body_is_json_with_sorted_keys(client: FlaskClient) -> None:
     assert text.endswith("\n")
     parsed = json.loads(text)
     assert list(parsed) == sorted(parsed)
-    assert {"status", "last_success", "posts_used", "posts_skipped", "skipped", "last_error"} <= set(parsed)
+    assert list(parsed) == sorted(HEALTH_KEYS)
+
+
+def health_of(settings: Settings) -> tuple[int, str]:
+    response = create_app(settings).test_client().get("/healthz")
+    return response.status_code, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("details", [False, True])
+def test_health_has_the_same_keys_before_and_after_the_first_build(
+    make_settings: MakeSettings, write_post: WritePost, tmp_path: Path, details: bool
+) -> None:
+    write_post("harbour.txt")
+    settings = make_settings(state_dir=str(tmp_path / "state"), health_details=details)
+    keys = sorted(HEALTH_KEYS + (("last_error", "skipped") if details else ()))
+    status, before = health_of(settings)
+    assert status == 503
+    assert json.loads(before) == dict.fromkeys(keys) | {"status": "starting"}
+    store = PublishedStore(default_state_dir(settings))
+    assert Watcher(settings, store, clock=lambda: FIXED_NOW, settle_ns=0).poll() is True
+    status, after = health_of(settings)
+    assert status == 200
+    assert list(json.loads(after)) == keys
+    assert json.loads(after) == {
+        "status": "ok",
+        "last_attempt": "2026-01-01T00:00:00Z",
+        "last_success": "2026-01-01T00:00:00Z",
+        "generation": store.current_name(),
+        "posts_used": 1,
+        "posts_skipped": 0,
+        "error": None,
+    } | ({"last_error": None, "skipped": []} if details else {})
+
+
+def test_health_details_setting_from_the_environment(tmp_path: Path, content_dir: Path) -> None:
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    environ = {"FEEDS_CONTENT_DIR": str(content_dir)}
+    assert load_settings(empty, environ).health_details is False
+    assert load_settings(empty, {**environ, "FEEDS_HEALTH_DETAILS": "true"}).health_details is True
+    with pytest.raises(ConfigError, match=r"^health_details: expected true or false"):
+        load_settings(empty, {**environ, "FEEDS_HEALTH_DETAILS": "sometimes"})
+
+
+SECRET_DRAFT = (
+    "---\ntitle: ACME deal\ndraft: true\ndate: Q3 acquisition of ACME Corp for 40M\n---\nNot yet public.\n"
+)
+
+
+@pytest.mark.parametrize("details", [False, True])
+def test_health_tells_no_paths_or_values_unless_asked(
+    make_settings: MakeSettings,
+    write_post: WritePost,
+    content_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    details: bool,
+) -> None:
+    write_post("harbour.txt")
+    write_post("2025-acme-acquisition.md", SECRET_DRAFT)
+    settings = make_settings(state_dir=str(tmp_path / "state"), health_details=details)
+    watcher = Watcher(
+        settings, PublishedStore(default_state_dir(settings)), clock=lambda: FIXED_NOW, settle_ns=0
+    )
+    with caplog.at_level(logging.INFO, logger="feeds.watcher"):
+        assert watcher.poll() is True
+        _, skipped = health_of(settings)
+        # The content vanishes: the guard keeps the feeds and reports an error whose
+        # text names the content directory.
+        shutil.rmtree(content_dir)
+        assert watcher.poll() is False
+        status, failed = health_of(settings)
+    assert status == 200
+    body = json.loads(failed)
+    assert (body["status"], body["error"], body["posts_used"], body["posts_skipped"]) == (
+        "error",
+        "EmptyContentGuard",
+        1,
+        1,
+    )
+    # Every detail is in the log, whatever the setting.
+    assert "skipped 2025-acme-acquisition.md: date: not a date: 'Q3 acquisition" in caplog.text
+    assert f"content_dir {str(content_dir)!r} is missing" in caplog.text
+    secrets = ("acme", "acquisition", "40M", str(tmp_path), "/tmp", "missing or has no posts")
+    if not details:
+        for text in (skipped, failed):
+            assert [secret for secret in secrets if secret.lower() in text.lower()] == [], text
+    else:
+        assert json.loads(skipped)["skipped"] == [
+            "2025-acme-acquisition.md: date: not a date: 'Q3 acquisition of ACME Corp for 40M' "
+            "(use ISO 8601, RFC 822 or a Unix timestamp)"
+        ]
+        assert str(content_dir) in body["last_error"]
 
 
 # --- a new build ----------------------------------------------------------------------------------
