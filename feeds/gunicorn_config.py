@@ -22,7 +22,9 @@ except ConfigError as error:
     print(f"feeds: configuration error: {error}", file=sys.stderr)
     sys.exit(2)
 
-bind = [f"0.0.0.0:{os.environ.get('PORT', '8000')}"]
+# Loopback unless told otherwise, like `feeds serve`: `--bind` (which `feeds serve --host`
+# passes) opens it, e.g. `--bind 0.0.0.0:$PORT` where a PaaS router must reach it.
+bind = [f"127.0.0.1:{os.environ.get('PORT', '8000')}"]
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Feed requests are answered from memory in microseconds: sync workers suffice.
 worker_class = "sync"

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +18,7 @@ import pytest
 
 from conftest import WritePost, post_text
 from feedcheck import parsed
-from server import REPO, Server
+from server import REPO, Server, free_port
 
 
 @pytest.fixture
@@ -132,6 +136,47 @@ def test_the_procfile_server(tmp_path: Path, write_post: WritePost) -> None:
         exit_status = server.stop()
     assert exit_status == 0
     assert server.errors().count("is the watcher of") == 1
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a socket listening on `port`, from the kernel's tables
+    (/proc/net/tcp and tcp6: hex address:port, state 0A is LISTEN)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.rpartition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_gunicorn_with_the_config_alone_listens_on_loopback_only(tmp_path: Path, content_dir: Path) -> None:
+    """The README's plain gunicorn command, without --bind, must not open every interface."""
+    port = free_port()
+    (tmp_path / "empty.toml").write_text("")
+    env = {
+        **os.environ,
+        "FEEDS_CONFIG": str(tmp_path / "empty.toml"),
+        "FEEDS_CONTENT_DIR": str(content_dir),
+        "FEEDS_STATE_DIR": str(tmp_path / "state"),
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+    }
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:feeds.gunicorn_config", "feeds.web:create_app()"]
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as errors:
+        process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+    try:
+        deadline = time.monotonic() + 20
+        while "Listening at" not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.05)
+        assert f"Listening at: http://127.0.0.1:{port} " in log.read_text()
+        assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
 
 
 def test_configuration_error_stops_the_server_with_one_line(tmp_path: Path, content_dir: Path) -> None:
