@@ -82,10 +82,11 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     for problem in result.problems:
         log.warning("skipped %s", problem)
     written = write_outputs(args.out, result.outputs)
+    removed = f"; removed {len(written.removed)} files no longer built" if written.removed else ""
     print(
-        f"built {len(written)} files in {args.out}/: {result.files_read} files read, "
+        f"built {len(written.paths)} files in {args.out}/: {result.files_read} files read, "
         f"{result.used} posts used ({len(result.items)} in the feeds), {result.held_back} held back, "
-        f"{result.skipped} skipped, {elapsed_ms:.0f} ms"
+        f"{result.skipped} skipped, {elapsed_ms:.0f} ms{removed}"
     )
     return EXIT_PROBLEMS if args.strict and result.problems else EXIT_OK
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import shutil
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from feeds import cli, scan
+from feeds import cli, scan, store
 from feeds.build import FeedDocuments
+from feeds.store import MANIFEST
 
 from conftest import REPO, USERS_EXAMPLE, WritePost, post_text
 from feedcheck import check_documents, strict_xml
@@ -46,7 +48,13 @@ def test_build_writes_three_valid_files(
     assert [e.title for e in rss.entries] == ["Two", "One"]
     printed = capsys.readouterr().out.strip()
     assert printed.startswith(f"built 4 files in {out}/: 2 files read, 2 posts used")
-    assert sorted(p.name for p in out.iterdir()) == ["atom.xml", "feed.json", "feed.xsl", "rss.xml"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".feeds-manifest.json",
+        "atom.xml",
+        "feed.json",
+        "feed.xsl",
+        "rss.xml",
+    ]
 
 
 def test_content_flag_overrides_the_setting(write_post: WritePost, config: Path, tmp_path: Path) -> None:
@@ -71,6 +79,164 @@ def test_strict_build_fails_on_a_skipped_post(
     assert "bad.txt: date: missing" in capsys.readouterr().err
     rss, _, _ = check_documents(read_documents(out))
     assert len(rss.entries) == 1
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file below `folder` (the manifest aside) with its bytes."""
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def build_into(config: Path, out: Path) -> int:
+    return cli.main(["--config", str(config), "build", "--out", str(out)])
+
+
+USER_FILES = {
+    "robots.txt": b"User-agent: *\n",
+    "tags/README": b"mine\n",
+    "tags/gardening/notes.txt": b"mine\n",
+}
+
+
+def test_a_build_removes_what_it_no_longer_builds_and_nothing_else(
+    write_post: WritePost, tmp_path: Path, content_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'base_url = "https://example.com"\ncontent_dir = "{content_dir}"\nitem_limit = 2\n')
+    for n in range(5):
+        write_post(
+            f"p{n}.txt", post_text(title=f"Post {n}", date=str(1_600_000_000 + n), extra="tags: Gardening")
+        )
+    out = tmp_path / "public"
+    assert build_into(config, out) == 0
+    for name, data in USER_FILES.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(data)
+    assert {"tags/gardening/rss.xml", "archive/2/atom.xml", "archive/1/rss.xml"} <= set(tree(out))
+    capsys.readouterr()
+
+    for n in range(5):  # the only tag changes, and three posts go: one archive page is left
+        write_post(
+            f"p{n}.txt", post_text(title=f"Post {n}", date=str(1_600_000_000 + n), extra="tags: Cooking")
+        )
+    for n in range(2, 5):
+        (content_dir / f"p{n}.txt").unlink()
+    assert build_into(config, out) == 0
+    fresh = tmp_path / "fresh"
+    assert build_into(config, fresh) == 0
+    # Exactly what a build into an empty folder gives, plus the user's own files.
+    assert tree(out) == {**tree(fresh), **USER_FILES}
+    assert "removed 5 files no longer built" in capsys.readouterr().out.splitlines()[0]
+    assert not (out / "archive" / "2").exists()  # emptied folders the build made go too
+    assert (out / "tags" / "gardening").is_dir()  # it still holds the user's notes
+    assert json.loads((out / MANIFEST).read_text())["files"] == sorted(tree(fresh))
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_a_stale_folder_the_build_made_goes_when_it_is_empty(
+    write_post: WritePost, config: Path, tmp_path: Path
+) -> None:
+    write_post("one.txt", post_text(extra="tags: Gardening\ncategories: Outdoors"))
+    out = tmp_path / "public"
+    assert build_into(config, out) == 0
+    write_post("one.txt", post_text())
+    assert build_into(config, out) == 0
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "atom.xml", "feed.json", "feed.xsl", "rss.xml"]
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [None, b"not json", b'{"files": "rss.xml"}', b"[1, 2]", b"\xff\xfe", b'{"other": []}'],
+    ids=["missing", "not-json", "not-a-list", "no-mapping", "not-utf8", "no-files"],
+)
+def test_without_a_readable_manifest_nothing_is_removed(
+    write_post: WritePost,
+    config: Path,
+    tmp_path: Path,
+    manifest: bytes | None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_post("one.txt", post_text(extra="tags: Gardening"))
+    out = tmp_path / "public"
+    assert build_into(config, out) == 0
+    if manifest is None:
+        (out / MANIFEST).unlink()
+    else:
+        (out / MANIFEST).write_bytes(manifest)
+    write_post("one.txt", post_text(extra="tags: Cooking"))
+    assert build_into(config, out) == 0
+    assert (out / "tags" / "gardening" / "rss.xml").is_file()
+    assert ("unreadable" in capsys.readouterr().err) is (manifest is not None)
+    assert "tags/cooking/rss.xml" in json.loads((out / MANIFEST).read_text())["files"]
+
+
+def test_a_hostile_manifest_never_removes_anything_outside_the_build(
+    write_post: WritePost, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_post("one.txt", post_text())
+    out = tmp_path / "site" / "public"
+    assert build_into(config, out) == 0
+    victims = [
+        tmp_path / "victim" / "rss.xml",
+        tmp_path / "site" / "rss.xml",
+        tmp_path / "victim" / "feed.json",
+    ]
+    for victim in victims:
+        victim.parent.mkdir(parents=True, exist_ok=True)
+        victim.write_text("keep me")
+    (out / "robots.txt").write_text("keep me")
+    (out / "elsewhere").symlink_to(tmp_path / "victim", target_is_directory=True)
+    (out / "tags").mkdir()
+    (out / "tags" / "rss.xml").symlink_to(tmp_path / "victim" / "feed.json")
+    hostile = [
+        "../rss.xml",
+        "../../victim/rss.xml",
+        "tags/../../rss.xml",
+        str(tmp_path / "victim" / "rss.xml"),
+        "/" + str(tmp_path / "victim" / "feed.json").lstrip("/"),
+        "elsewhere/rss.xml",
+        "tags/rss.xml",
+        "robots.txt",
+        "./robots.txt",
+        "tags//rss.xml",
+        "..\\rss.xml",
+        7,
+        None,
+    ]
+    (out / MANIFEST).write_text(json.dumps({"files": hostile}))
+    assert build_into(config, out) == 0
+    for victim in victims:
+        assert victim.read_text() == "keep me", victim
+    assert (out / "robots.txt").read_text() == "keep me"
+    assert (out / "tags" / "rss.xml").is_symlink() and (out / "elsewhere").is_symlink()
+    assert "entries that no build writes are ignored" in capsys.readouterr().err
+
+
+def test_an_interrupted_build_still_knows_what_it_wrote(
+    write_post: WritePost, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_post("one.txt", post_text())
+    out = tmp_path / "public"
+    assert build_into(config, out) == 0
+    write_post("one.txt", post_text(extra="tags: Gardening"))
+    real_write = store.write_atomically
+
+    def dies_after_the_tag_feeds(path: Path, data: bytes) -> None:
+        real_write(path, data)
+        if path.name == "feed.json" and path.parent.name == "gardening":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "write_atomically", dies_after_the_tag_feeds)
+    with pytest.raises(KeyboardInterrupt):
+        build_into(config, out)
+    monkeypatch.undo()
+    assert (out / "tags" / "gardening" / "feed.json").is_file()
+    write_post("one.txt", post_text())
+    assert build_into(config, out) == 0
+    assert not (out / "tags").exists()
 
 
 def test_check_lists_every_problem(
