@@ -716,6 +716,7 @@ class FeedsServer:
             FEEDS_BASE_URL=BASE_URL,
             FEEDS_STATE_DIR=str(self.state),
             FEEDS_CONFIG=str(work / "empty.toml"),
+            FEEDS_HEALTH_DETAILS="true",  # the bench names the failure when the first build fails
             WEB_CONCURRENCY=str(WORKERS),
             **{f"FEEDS_{key.upper()}": value for key, value in settings.items()},
         )
