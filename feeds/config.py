@@ -225,7 +225,9 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
 }
 assert set(_PARSERS) == {f.name for f in fields(Settings)}
 _DEFAULTS = Settings()
-_TOML_KINDS = {
+# What a TOML value must be for a setting whose default has this type; the parsers of
+# other settings (text, paths) take strings.
+_TOML_KINDS: dict[type, str] = {
     int: "a whole number (no quotes)",
     float: "a number (no quotes)",
     bool: "true or false (no quotes)",
@@ -243,9 +245,8 @@ def _check_toml_type(key: str, value: object, path: Path) -> None:
     """TOML has types, so a value must have the setting's own: `item_limit = "5"` is a
     mistake to show, not a string to read as a number. (Environment variables are all
     text, and the parsers read them.)"""
-    default = getattr(_DEFAULTS, key)
-    if isinstance(value, str) and not isinstance(default, str | Path):
-        kind = _TOML_KINDS.get(type(default), type(default).__name__)
+    kind = _TOML_KINDS.get(type(getattr(_DEFAULTS, key)))
+    if isinstance(value, str) and kind is not None:
         raise ConfigError(key, f"expected {kind} in {str(path)!r}, got the string {value!r}")
 
 
