@@ -4,7 +4,7 @@
 #   ./run.sh serve   serve the example content on http://127.0.0.1:8000/ (granian)
 #   ./run.sh build   build the example content into public/
 #   ./run.sh check   list problem posts in the content directory
-#   ./run.sh test    lint, type-check and run every test
+#   ./run.sh test    lint, type-check and run every test (as root, apt-get installs chromium)
 #   ./run.sh bench   the benchmarks (bench/RESULTS.md); --quick for a short run
 #   ./run.sh stress  --base-url http://127.0.0.1:8000 [--seconds N --clients C]: bounded load
 #   ./run.sh audit   pip-audit over requirements.lock (needs PyPI's JSON API or OSV)

@@ -6,10 +6,11 @@ Everything is validated once, at start, into a frozen `Settings`; a wrong value 
 
 from __future__ import annotations
 
+import difflib
 import os
 import string
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from feeds.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/feeds.toml")
 ENV_PREFIX = "FEEDS_"
+# Variables with the prefix that are not settings but are read all the same.
+ENV_OTHERS = frozenset({"FEEDS_CONFIG"})
 PERMALINK_FIELDS = frozenset({"slug", "year", "month", "day"})
 
 
@@ -223,6 +226,30 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "health_details": _boolean,
 }
 assert set(_PARSERS) == {f.name for f in fields(Settings)}
+_DEFAULTS = Settings()
+# What a TOML value must be for a setting whose default has this type; the parsers of
+# other settings (text, paths) take strings.
+_TOML_KINDS: dict[type, str] = {
+    int: "a whole number (no quotes)",
+    float: "a number (no quotes)",
+    bool: "true or false (no quotes)",
+    tuple: "a list such as ['.md']",
+}
+
+
+def _nearest(name: str, known: Iterable[str]) -> str:
+    """A hint naming the known key closest to a misspelt `name`, or nothing."""
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _check_toml_type(key: str, value: object, path: Path) -> None:
+    """TOML has types, so a value must have the setting's own: `item_limit = "5"` is a
+    mistake to show, not a string to read as a number. (Environment variables are all
+    text, and the parsers read them.)"""
+    kind = _TOML_KINDS.get(type(getattr(_DEFAULTS, key)))
+    if isinstance(value, str) and kind is not None:
+        raise ConfigError(key, f"expected {kind} in {str(path)!r}, got the string {value!r}")
 
 
 def _read_toml(path: Path) -> dict[str, object]:
@@ -252,10 +279,16 @@ def load_settings(
         path = explicit or DEFAULT_CONFIG_PATH
         for key, value in _read_toml(path).items():
             if key not in _PARSERS:
-                raise ConfigError(key, f"unknown setting in {str(path)!r}")
+                raise ConfigError(key, f"unknown setting in {str(path)!r}{_nearest(key, _PARSERS)}")
+            _check_toml_type(key, value, path)
             raw[key] = value
-    for key in _PARSERS:
-        env_name = ENV_PREFIX + key.upper()
+    env_names = {ENV_PREFIX + key.upper(): key for key in _PARSERS}
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in env_names and name not in ENV_OTHERS:
+            # A misspelt variable would otherwise be ignored, and its setting lost.
+            hint = _nearest(name, [*env_names, *ENV_OTHERS])
+            raise ConfigError(name, f"unknown environment variable{hint}")
+    for env_name, key in env_names.items():
         if env_name in environ:
             raw[key] = environ[env_name]
     raw.update(overrides or {})

@@ -10,6 +10,9 @@ from email.utils import parsedate_to_datetime
 from feeds.text import brief
 
 _NUMBER = re.compile(r"[+-]?\d+(\.\d*)?")
+_BASIC_DATE = re.compile(r"\d{8}")
+# The zone "-0000" of RFC 5322 §3.3, after the time and before an optional comment.
+_UTC_NO_LOCAL = re.compile(r"\s-0000(?=\s|\(|$)")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -19,12 +22,15 @@ def parse_date(value: object, tz: dt.tzinfo) -> dt.datetime:
 
     Accepts Unix timestamps (int, float or numeric string), ISO 8601 dates and
     datetimes, RFC 822 dates and YAML/TOML native values. A value with no offset is
-    read in `tz`.
+    read in `tz`. Exactly eight digits, as an integer or as text, are an ISO 8601 basic
+    date (YYYYMMDD), never a timestamp: as seconds they would all fall in 1970-1973.
     """
     if isinstance(value, bool):
         raise ValueError(f"expected a date, got {value!r}")
     if isinstance(value, str):
         value = _from_text(value.strip())
+    elif isinstance(value, int) and 10_000_000 <= value <= 99_999_999:
+        value = _basic_date(str(value))
     if isinstance(value, int | float):
         return _from_timestamp(value)
     if isinstance(value, dt.datetime):
@@ -44,6 +50,8 @@ def parse_date(value: object, tz: dt.tzinfo) -> dt.datetime:
 def _from_text(text: str) -> object:
     if not text:
         raise ValueError("empty date")
+    if _BASIC_DATE.fullmatch(text):
+        return _basic_date(text)
     if _NUMBER.fullmatch(text):
         return float(text)
     try:
@@ -51,9 +59,24 @@ def _from_text(text: str) -> object:
     except ValueError:
         pass
     try:
-        return parsedate_to_datetime(text)
+        moment = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         raise ValueError(f"not a date: {brief(text)} (use ISO 8601, RFC 822 or a Unix timestamp)") from None
+    if moment.tzinfo is None and _UTC_NO_LOCAL.search(text):
+        # RFC 5322 §3.3: "-0000" is UTC from a sender that tells nothing of its local
+        # time. The email module returns a naive datetime for it, as for no zone at all.
+        return moment.replace(tzinfo=dt.UTC)
+    return moment
+
+
+def _basic_date(digits: str) -> dt.date:
+    try:
+        return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        raise ValueError(
+            f"not a date: {digits} (eight digits are read as an ISO 8601 date YYYYMMDD;"
+            " as Unix seconds they would fall in 1970-1973)"
+        ) from None
 
 
 def _from_timestamp(seconds: float) -> dt.datetime:

@@ -94,6 +94,7 @@ class Pipeline:
             if result is CHANGING and self.settle_ns:
                 settling.add(file.relpath)
             else:
+                _warn_if_id_moved(file.relpath, results.get(file.relpath), result)
                 results[file.relpath] = result if result is not CHANGING else [_changed_problem(file)]
         files: dict[str, SourceFile] = {}
         for file in found.files:
@@ -151,6 +152,27 @@ class Pipeline:
         except OSError:
             return ""
         return post_body(data)
+
+
+def _warn_if_id_moved(relpath: str, before: object, after: object) -> None:
+    """Logs an id that a post's permalink carried away: with `{year}`, `{month}` or
+    `{day}` in the pattern, a moved date moves the permalink and so the id, and feed
+    readers show the post again as new. The old id can be pinned in the front matter."""
+    if (
+        isinstance(before, Post)
+        and isinstance(after, Post)
+        and before.id_is_permalink
+        and after.id_is_permalink
+        and before.id != after.id
+    ):
+        log.warning(
+            "%s: its id moved with its permalink from %s to %s, so feed readers show it as a new "
+            "post; to keep the old id, add `id: %s` to its front matter",
+            relpath,
+            before.id,
+            after.id,
+            before.id,
+        )
 
 
 def read_post(file: SourceFile, settings: Settings) -> Post | list[Problem] | Changing:

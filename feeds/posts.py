@@ -7,14 +7,17 @@ problem found in the post.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
+import string
 import tomllib
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any, TypeVar
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import yaml
 from frontmatter.default_handlers import BaseHandler, YAMLHandler
@@ -31,7 +34,10 @@ T = TypeVar("T")
 _URL_SAFE = "/:@!$&'()*+,;=-._~%"
 # Fast paths for the common cases, which need no quoting and no joining.
 _PLAIN_SLUG = re.compile(r"[A-Za-z0-9._~-]+")
+_DATE_PARTS = frozenset({"year", "month", "day"})
 _PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?:[/?#][A-Za-z0-9._~!$&'()*+,;=:@%/?#-]*)?")
+# One address, as a `mailto:` author URI carries it (RFC 6068), without a display name.
+_MAIL_ADDRESS = re.compile(r"[^\s@,;:<>()\[\]\"]+@[^\s@,;:<>()\[\]\"]+")
 
 
 class _TOMLHandler(BaseHandler):
@@ -129,11 +135,7 @@ def parse_post(source: str, data: bytes, settings: Settings) -> Post:
     summary_key = _first_key(meta, ("description", "summary", "excerpt"))
     summary = None
     if summary_key:
-        summary = problems.check(summary_key, lambda: _line(meta[summary_key]) or None)
-    authors_key = _first_key(meta, ("authors", "author"))
-    authors: tuple[Author, ...] | None = ()
-    if authors_key:
-        authors = problems.check(authors_key, lambda: _authors(meta[authors_key]))
+        summary = problems.check(summary_key, lambda: _words(meta[summary_key]) or None)
     tags = problems.check("tags", lambda: _terms(meta.get("tags")))
     categories = problems.check("categories", lambda: _terms(meta.get("categories")))
     draft = problems.check("draft", lambda: _flag(meta.get("draft"), False))
@@ -147,6 +149,13 @@ def parse_post(source: str, data: bytes, settings: Settings) -> Post:
     if slug is not None and date is not None:
         link_key = _first_key(meta, ("permalink", "url")) or "permalink"
         permalink = problems.check(link_key, lambda: _permalink(meta.get(link_key), slug, date, settings))
+    authors_key = _first_key(meta, ("authors", "author"))
+    authors: tuple[Author, ...] | None = ()
+    if authors_key:
+        # A post left out for another problem still has its authors checked, against the
+        # site's root, so that `feeds check` lists every problem at once.
+        base = permalink or settings.url("/")
+        authors = problems.check(authors_key, lambda: _authors(meta[authors_key], base))
     image_key = _first_key(meta, ("image", "cover_image"))
     image = None
     if image_key and permalink is not None:
@@ -234,8 +243,17 @@ def _line(value: object) -> str:
     return one_line(clean(str(value)))
 
 
+def _words(value: object) -> str:
+    """Text that people read (a title, a summary, a name, a tag) in Unicode NFC, so that
+    spellings that differ only in normal form, such as `é` as one code point or as `e`
+    and an accent, are one text. Identifiers (ids, slugs, URLs) keep their code points:
+    normalising them would change the ids of existing posts."""
+    text = _line(value)
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
+
+
 def _required_line(meta: dict[str, Any], key: str) -> str:
-    text = _line(_required(meta, key))
+    text = _words(_required(meta, key))
     if not text:
         raise ValueError("missing")
     return text
@@ -264,7 +282,7 @@ def _terms(value: object) -> tuple[str, ...]:
         raise ValueError(f"expected a list or a comma-separated string, got {_type_name(value)}")
     terms: dict[str, str] = {}
     for item in items:
-        term = _line(item)
+        term = _words(item)
         if term:
             terms.setdefault(term.casefold(), term[:MAX_TERM_LENGTH])
             if len(terms) == MAX_TERMS:
@@ -272,15 +290,25 @@ def _terms(value: object) -> tuple[str, ...]:
     return tuple(terms.values())
 
 
-def _authors(value: object) -> tuple[Author, ...]:
+def _authors(value: object, base: str) -> tuple[Author, ...]:
+    """Authors as a name, `Name <email>`, a mapping or a list of those; a `uri`/`url` is
+    checked and made absolute against `base` like every other URL of a post."""
     items = value[:MAX_AUTHORS] if isinstance(value, list) else [value]
     authors = []
     for item in items:
         if isinstance(item, dict):
             fields = {str(k).lower(): v for k, v in item.items()}
-            name = _line(fields.get("name", ""))
+            name = _words(fields.get("name", ""))
             email = _line(fields.get("email", ""))
-            uri = _line(fields.get("uri") or fields.get("url") or "")
+            uri_key = "uri" if fields.get("uri") else "url"
+            uri = _line(fields.get(uri_key) or "")
+            try:
+                if uri[:7].lower() == "mailto:":
+                    email, uri = email or _mailto_address(uri), ""
+                elif uri:
+                    uri = _url(uri, base)
+            except ValueError as error:
+                raise ValueError(f"{uri_key}: {error}") from None
         else:
             text = _line(item)
             try:
@@ -289,11 +317,21 @@ def _authors(value: object) -> tuple[Author, ...]:
                 name, email = text, ""
             if not name and "@" not in email:
                 name, email = text, ""
+            name = _words(name)
             uri = ""
         if not name and not email:
             raise ValueError("an author needs a name or an email address")
         authors.append(Author(name or email, email, uri))
     return tuple(authors)
+
+
+def _mailto_address(uri: str) -> str:
+    """The address of a `mailto:` author URI, which becomes the author's email: Atom and
+    RSS have a field for it, and JSON Feed writes it back as a `mailto:` URL."""
+    address = unquote(uri[7:].partition("?")[0])
+    if not _MAIL_ADDRESS.fullmatch(address):
+        raise ValueError(f"expected one email address after mailto:, got {brief(uri)}")
+    return address
 
 
 def _slug(value: object, source: str) -> str:
@@ -313,17 +351,32 @@ def _stem(source: str) -> str:
 
 def _permalink(value: object, slug: str, date: dt.datetime, settings: Settings) -> str:
     if value is None:
+        # The date parts name the day as the site's readers see it, as site generators
+        # do: 21:00 on 31 December in New York is in 2024, though 2025 already in UTC.
+        local = _local_date(date, settings) if _has_date_parts(settings.permalink) else date
         path = settings.permalink.format(
             slug=slug if _PLAIN_SLUG.fullmatch(slug) else quote(slug, safe=_URL_SAFE.replace("/", "")),
-            year=f"{date.year:04d}",
-            month=f"{date.month:02d}",
-            day=f"{date.day:02d}",
+            year=f"{local.year:04d}",
+            month=f"{local.month:02d}",
+            day=f"{local.day:02d}",
         )
         return settings.url(path)
     text = _line(value)
     if urlsplit(text).scheme:
         return _absolute(text)
     return settings.url(quote(text, safe=_URL_SAFE))
+
+
+@functools.cache
+def _has_date_parts(pattern: str) -> bool:
+    return any(name in _DATE_PARTS for _, name, _, _ in string.Formatter().parse(pattern))
+
+
+def _local_date(date: dt.datetime, settings: Settings) -> dt.datetime:
+    try:
+        return date.astimezone(settings.tz)
+    except OverflowError:  # within hours of year 1 or 9999
+        raise ValueError(f"the date is out of range in {settings.timezone}") from None
 
 
 def _url(value: object, base: str) -> str:

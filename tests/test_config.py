@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from feeds.cli import main
-from feeds.config import Settings, load_settings
+from feeds.config import ENV_OTHERS, Settings, load_settings
 from feeds.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -360,3 +362,148 @@ def test_cli_config_error_exits_2_with_one_line(
     assert len(lines) == 1, err
     assert err.endswith("\n")
     assert lines[0].startswith(f"feeds: configuration error: {setting}: ")
+
+
+# --- TOML types are exact; the environment is text -----------------------------------
+
+TOML_STRINGS = [
+    ('item_limit = "5"\n', "item_limit", "a whole number"),
+    ('max_age = "60"\n', "max_age", "a whole number"),
+    ('poll_interval = "2"\n', "poll_interval", "a number"),
+    ('metrics = "yes"\n', "metrics", "true or false"),
+    ('empty_guard = "off"\n', "empty_guard", "true or false"),
+    ('extensions = ".md"\n', "extensions", "a list"),
+    ('max_post_bytes = "1000"\n', "max_post_bytes", "a whole number"),
+]
+
+
+@pytest.mark.parametrize(("toml", "setting", "expected"), TOML_STRINGS)
+def test_a_toml_string_for_a_typed_setting_is_an_error(
+    write_config: Callable[..., Path], content_dir: Path, toml: str, setting: str, expected: str
+) -> None:
+    path = write_config(f"content_dir = '{content_dir}'\n{toml}")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_path=path, environ={})
+    assert_one_line_error(caught.value, setting)
+    assert caught.value.reason.startswith(f"expected {expected}")
+    assert str(path) in caught.value.reason and "got the string" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "setting", "parsed"),
+    [
+        ("FEEDS_ITEM_LIMIT", "5", "item_limit", 5),
+        ("FEEDS_MAX_AGE", "60", "max_age", 60),
+        ("FEEDS_POLL_INTERVAL", "2", "poll_interval", 2.0),
+        ("FEEDS_METRICS", "yes", "metrics", True),
+        ("FEEDS_EMPTY_GUARD", "off", "empty_guard", False),
+        ("FEEDS_EXTENSIONS", ".md", "extensions", (".md",)),
+    ],
+)
+def test_the_same_values_as_environment_text_are_read(
+    load: Load, name: str, value: str, setting: str, parsed: object
+) -> None:
+    assert getattr(load(environ={name: value}), setting) == parsed
+
+
+def test_toml_values_of_the_right_type_still_load(load: Load) -> None:
+    settings = load("poll_interval = 2\nmetrics = true\nempty_guard = false\nmax_age = 60\nstate_dir = 'x'\n")
+    assert (settings.poll_interval, settings.metrics, settings.empty_guard, settings.max_age) == (
+        2.0,
+        True,
+        False,
+        60,
+    )
+
+
+# --- unknown names, with the nearest known one ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "nearest"),
+    [
+        ("FEEDS_ITEM_LIMTI", "FEEDS_ITEM_LIMIT"),
+        ("FEEDS_BASEURL", "FEEDS_BASE_URL"),
+        ("FEEDS_CONFG", "FEEDS_CONFIG"),
+        ("FEEDS_NOTHING_LIKE_IT_AT_ALL", None),
+    ],
+)
+def test_an_unknown_feeds_variable_is_an_error(load: Load, name: str, nearest: str | None) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(environ={name: "5", "FEEDS_TITLE": "fine", "OTHER_ITEM_LIMTI": "ignored"})
+    assert_one_line_error(caught.value, name)
+    assert caught.value.reason.startswith("unknown environment variable")
+    if nearest:
+        assert caught.value.reason.endswith(f"; did you mean {nearest}?")
+    else:
+        assert "did you mean" not in caught.value.reason
+
+
+def test_the_variables_the_project_reads_are_allowed(load: Load, write_config: Callable[..., Path]) -> None:
+    other = write_config("title = 'From FEEDS_CONFIG'\n", name="other.toml")
+    settings = load_settings(environ={"FEEDS_CONFIG": str(other), "FEEDS_CONTENT_DIR": str(REPO)})
+    assert settings.title == "From FEEDS_CONFIG"
+    every = {f"FEEDS_{key.upper()}": "" for key in ("state_dir", "websub_hub", "author_email")}
+    assert load(environ=every).state_dir == ""
+
+
+def test_unknown_toml_key_names_the_nearest_setting(load: Load) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load("item_limt = 5\n")
+    assert_one_line_error(caught.value, "item_limt")
+    assert caught.value.reason.endswith("; did you mean item_limit?")
+
+
+# Every FEEDS_ name the project's code, tests, benchmarks and scripts set or read, so a
+# server started by them is never refused for a variable of their own.
+FEEDS_NAME = re.compile(r"\bFEEDS_[A-Z][A-Z0-9_]*[A-Z0-9]\b")
+NOT_VARIABLES = {"FEEDS_SETTINGS"}  # the key of the settings in Flask's app.config
+
+
+def test_every_feeds_variable_the_project_uses_is_known() -> None:
+    known = {f"FEEDS_{field.name.upper()}" for field in fields(Settings)} | ENV_OTHERS | NOT_VARIABLES
+    files = [*REPO.glob("feeds/**/*.py"), *REPO.glob("tests/**/*.py"), *REPO.glob("bench/**/*.py")]
+    files += [REPO / "run.sh", REPO / "Procfile", REPO / "README.md", REPO / "config" / "feeds.toml"]
+    found = {
+        (name, path.name)
+        for path in files
+        for name in FEEDS_NAME.findall(path.read_text(encoding="utf-8"))
+        if path.name != "test_config.py"  # this file spells wrong names on purpose
+    }
+    assert found, "the pattern finds nothing: the test would be empty"
+    assert sorted(pair for pair in found if pair[0] not in known) == []
+
+
+CLI_CASES = [
+    (toml, {}, f"{setting}: expected {expected}", "got the string '" + toml.split('"')[1] + "'")
+    for toml, setting, expected in TOML_STRINGS
+] + [
+    ("", {"FEEDS_ITEM_LIMTI": "5"}, "FEEDS_ITEM_LIMTI: unknown environment variable", "FEEDS_ITEM_LIMIT?"),
+    ("", {"FEEDS_BASEURL": "https://x.example"}, "FEEDS_BASEURL: unknown environment", "FEEDS_BASE_URL?"),
+    ("titel = 'x'\n", {}, "titel: unknown setting in ", "; did you mean title?"),
+]
+
+
+@pytest.mark.parametrize(("toml", "environ", "line", "end"), CLI_CASES)
+def test_cli_refuses_typed_strings_and_unknown_names_with_exit_2(
+    tmp_path: Path,
+    content_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    toml: str,
+    environ: dict[str, str],
+    line: str,
+    end: str,
+) -> None:
+    for name in [name for name in os.environ if name.startswith("FEEDS_")]:
+        monkeypatch.delenv(name)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "bad.toml"
+    path.write_text(f"content_dir = '{content_dir}'\n" + toml)
+    status = main(["--config", str(path), "build", "--out", str(tmp_path / "out")])
+    _, err = capsys.readouterr()
+    assert status == 2
+    assert err.count("\n") == 1 and err.startswith(f"feeds: configuration error: {line}"), err
+    assert err.endswith(f"{end}\n"), err
+    assert not (tmp_path / "out").exists()

@@ -276,3 +276,53 @@ def test_rfc822_is_english_whatever_the_locale(foreign_locale: str) -> None:
     for moment, expected in ENGLISH_TABLE:
         assert rfc822(moment) == expected
     assert rfc3339(HARBOUR) == "2020-10-15T03:58:50Z"
+
+
+# --- RFC 5322 "-0000" and ISO 8601 basic dates -------------------------------------------
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Tue, 01 Oct 2024 10:00:00 -0000",
+        "01 Oct 2024 10:00:00 -0000",
+        "Tue, 01 Oct 2024 10:00:00 -0000 (no local time known)",
+    ],
+)
+def test_rfc822_minus_zero_is_utc(text: str) -> None:
+    # RFC 5322 §3.3: "-0000" is UTC, with no word on the sender's local time; it must not
+    # be read as a date without a zone.
+    assert parse_date(text, NEW_YORK) == utc(2024, 10, 1, 10, 0)
+
+
+def test_rfc822_without_a_zone_still_takes_the_given_zone() -> None:
+    assert parse_date("Tue, 01 Oct 2024 10:00:00", NEW_YORK) == utc(2024, 10, 1, 14, 0)
+
+
+@pytest.mark.parametrize("value", ["20240315", " 20240315 ", 20240315])
+def test_eight_digits_are_a_basic_iso_date(value: object) -> None:
+    assert parse_date(value, UTC) == utc(2024, 3, 15)
+    assert parse_date(value, NEW_YORK) == utc(2024, 3, 15, 4, 0)  # midnight in New York (EDT)
+
+
+@pytest.mark.parametrize("value", ["20241301", 20241301, "20240230", 99999999, "00000000", 12345678])
+def test_eight_digits_that_are_no_date_are_refused(value: object) -> None:
+    with pytest.raises(ValueError, match=r"not a date: \d{8} \(eight digits are read as .*YYYYMMDD"):
+        parse_date(value, UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1602734330.453859, HARBOUR),
+        ("1602734330.453859", HARBOUR),
+        (1602734330, utc(2020, 10, 15, 3, 58, 50)),
+        (100_000_000, utc(1973, 3, 3, 9, 46, 40)),  # nine digits: a timestamp
+        (9_999_999, utc(1970, 4, 26, 17, 46, 39)),  # seven digits: a timestamp
+        (20240315.0, utc(1970, 8, 23, 6, 18, 35)),  # a float is always a timestamp
+    ],
+)
+def test_other_numbers_stay_timestamps(value: object, expected: dt.datetime) -> None:
+    assert parse_date(value, NEW_YORK) == expected

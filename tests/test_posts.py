@@ -252,3 +252,141 @@ def test_bad_posts(settings: Settings, text: str | bytes, field: str, reason_sta
 
 def test_problem_reads_as_path_field_reason() -> None:
     assert str(Problem("a/b.txt", "date", "missing")) == "a/b.txt: date: missing"
+
+
+# --- permalink date parts are the site's local date -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "2024-12-31 21:00:00",  # no offset: read in the site's zone
+        "1735696800",  # a timestamp: 2025-01-01T02:00:00Z
+        "2025-01-01T03:00:00+01:00",  # an explicit offset
+        "'Wed, 01 Jan 2025 02:00:00 +0000'",
+    ],
+)
+def test_permalink_date_parts_use_the_site_timezone(make_settings: MakeSettings, date: str) -> None:
+    settings = make_settings(timezone="America/New_York", permalink="/{year}/{month}/{day}/{slug}/")
+    post = parse(post_text(date=date), settings, source="nye.md")
+    assert post.date == dt.datetime(2025, 1, 1, 2, 0, tzinfo=UTC)  # the instant is unchanged
+    assert post.permalink == "https://example.com/2024/12/31/nye/"
+    assert post.id == post.permalink
+
+
+def test_permalink_date_parts_east_of_utc(make_settings: MakeSettings) -> None:
+    settings = make_settings(timezone="Asia/Tokyo", permalink="/{year}/{month}/{slug}/")
+    post = parse(post_text(date="2024-01-31T20:00:00Z"), settings, source="late.md")
+    assert post.permalink == "https://example.com/2024/02/late/"
+
+
+def test_permalink_date_out_of_range_in_the_site_timezone(make_settings: MakeSettings) -> None:
+    settings = make_settings(timezone="America/New_York", permalink="/{year}/{slug}/")
+    found = problems_of(post_text(date="0001-01-01T01:00:00Z"), settings)
+    assert [(p.field, p.reason) for p in found] == [
+        ("permalink", "the date is out of range in America/New_York")
+    ]
+
+
+# --- eight-digit dates, whichever YAML reader sees them ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("front", "reader"),
+    [
+        ("date: 20240315", "fast path: an int"),
+        ('date: "20240315"', "PyYAML: a string"),
+        ("date: 20240315\nflow: [PyYAML]", "PyYAML: an int"),
+        ("date: '20240315'", "PyYAML: a string"),
+    ],
+)
+def test_eight_digit_date_is_a_basic_iso_date(settings: Settings, front: str, reader: str) -> None:
+    post = parse(f"---\ntitle: Ides\n{front}\n---\n", settings)
+    assert post.date == dt.datetime(2024, 3, 15, tzinfo=UTC), reader
+
+
+def test_eight_digit_date_in_toml(settings: Settings) -> None:
+    assert parse('+++\ntitle = "Ides"\ndate = 20240315\n+++\n', settings).date == dt.datetime(
+        2024, 3, 15, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize("front", ["date: 20241301", 'date: "20241301"', "updated: 20240230"])
+def test_eight_digits_that_are_no_date_are_a_problem(settings: Settings, front: str) -> None:
+    field = front.split(":")[0]
+    date = "" if field == "date" else "date: 2024-03-15\n"
+    found = problems_of(f"---\ntitle: Ides\n{date}{front}\n---\n", settings)
+    assert [p.field for p in found] == [field]
+    assert "YYYYMMDD" in found[0].reason
+
+
+def test_the_users_float_timestamps_are_unchanged(settings: Settings) -> None:
+    post = parse(post_text(date="1602734330.453859"), settings)
+    assert post.date == dt.datetime(2020, 10, 15, 3, 58, 50, 453859, tzinfo=UTC)
+
+
+# --- Unicode normal forms -------------------------------------------------------------
+
+NFC_CAFE, NFD_CAFE = "Caf\u00e9", "Cafe\u0301"
+
+
+def test_text_fields_are_nfc(settings: Settings) -> None:
+    text = post_text(
+        title=f"{NFD_CAFE} opens",
+        description=f"A {NFD_CAFE} by the harbour",
+        extra=f"author: {NFD_CAFE} Owner <owner@example.org>\ntags: {NFD_CAFE}, {NFC_CAFE}, Tea\n"
+        f"categories: [{NFD_CAFE}]",
+    )
+    post = parse(text, settings)
+    assert post.title == f"{NFC_CAFE} opens"
+    assert post.summary == f"A {NFC_CAFE} by the harbour"
+    assert post.authors == (Author(f"{NFC_CAFE} Owner", "owner@example.org"),)
+    assert post.tags == (NFC_CAFE, "Tea")  # the two spellings are one tag
+    assert post.categories == (NFC_CAFE,)
+
+
+def test_identifiers_keep_their_code_points(settings: Settings) -> None:
+    # Normalising ids, slugs or links would change the ids of posts that already exist.
+    post = parse(post_text(extra=f"id: {NFD_CAFE}"), settings, source=f"{NFD_CAFE}.md")
+    assert post.id == NFD_CAFE
+    assert post.permalink == "https://example.com/posts/Cafe%CC%81/"
+
+
+# --- author links ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("author", "expected"),
+    [
+        ("{name: Ada, uri: 'https://ada.example.org/'}", Author("Ada", "", "https://ada.example.org/")),
+        ("{name: Ada, url: /about/ada/}", Author("Ada", "", "https://example.com/about/ada/")),
+        (
+            "{name: Ada, uri: ada.html}",
+            Author("Ada", "", "https://example.com/posts/harbour-morning/ada.html"),
+        ),
+        ("{name: Ada, uri: 'https://x.example/a b'}", Author("Ada", "", "https://x.example/a%20b")),
+        ("{name: Ada, uri: 'mailto:ada@example.org'}", Author("Ada", "ada@example.org")),
+        ("{name: Ada, email: a@x.example, uri: 'MAILTO:b@x.example'}", Author("Ada", "a@x.example")),
+    ],
+)
+def test_author_uri_is_checked_and_absolute(settings: Settings, author: str, expected: Author) -> None:
+    assert parse(post_text(extra=f"author: {author}"), settings).authors == (expected,)
+
+
+@pytest.mark.parametrize(
+    ("author", "reason"),
+    [
+        ("{name: A, uri: 'javascript:alert(1)'}", "uri: expected an http(s) URL or a path, got 'javascript:"),
+        ("{name: A, url: ' JavaScript:alert(1)'}", "url: expected an http(s) URL or a path, got 'JavaScr"),
+        ("{name: A, uri: 'data:text/html,<b>x</b>'}", "uri: expected an http(s) URL or a path, got 'data:"),
+        ("{name: A, uri: 'ftp://example.com/'}", "uri: expected an http(s) URL or a path, got 'ftp:"),
+        ("{name: A, uri: 'http://a:99999/'}", "uri: malformed URL"),
+        ("{name: A, uri: 'mailto:'}", "uri: expected one email address after mailto:"),
+        ("[B, {name: A, uri: 'vbscript:x'}]", "uri: expected an http(s) URL or a path, got 'vbscript:x'"),
+    ],
+)
+def test_author_uri_that_is_not_http_is_a_problem(settings: Settings, author: str, reason: str) -> None:
+    key = "authors" if author.startswith("[") else "author"
+    found = problems_of(post_text(extra=f"{key}: {author}"), settings)
+    assert [p.field for p in found] == [key]
+    assert found[0].reason.startswith(reason), found[0].reason

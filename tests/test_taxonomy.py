@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from hypothesis import example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from feeds import cli
 from feeds.build import Build, FeedDocuments
 from feeds.config import Settings
 from feeds.pipeline import Pipeline
 from feeds.published import PublishedStore, default_state_dir
-from feeds.taxonomy import term_key
+from feeds.taxonomy import MAX_KEY_BYTES, term_key
 from feeds.watcher import Watcher
 from feeds.web import create_app
 
@@ -31,6 +36,9 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
         ("  web \t dev ", "web-dev"),
         ("C#", "c#"),
         ("Café", "café"),
+        ("Cafe\u0301", "caf\u00e9"),  # NFD: the same key as NFC
+        ("CAFE\u0301", "caf\u00e9"),
+        ("\u01f0", "\u01f0"),  # folds to j and a combining caron, and composes back
         ("a/b", "a-b"),
         ("..", None),
         ("../../etc", "etc"),
@@ -137,3 +145,80 @@ def test_a_changed_post_rebuilds_only_its_terms(write_post: WritePost, settings:
     assert after["tags/two/rss.xml"] is before["tags/two/rss.xml"]  # reused, not rebuilt
     assert after["tags/one/rss.xml"] != before["tags/one/rss.xml"]
     assert json.loads(after["tags/one/feed.json"])["items"][0]["title"] == "A, edited"
+
+
+# --- keys bounded in bytes, and one key per Unicode spelling ---------------------------
+
+# Long names in several scripts; each repeats a short unit well past 255 bytes of UTF-8.
+LONG_NAMES = {
+    "cjk": "漢字かな交じり文" * 40,
+    "cyrillic": "Новости города " * 30,
+    "emoji": "🎉🚲" * 80,
+    "astral-letters": "\U00010400\U00010401\U00013000" * 30,  # Deseret capitals fold to small ones
+    "combining": "q\u0307\u0323" * 120,  # marks that compose with nothing, reordered by NFC
+    "devanagari": "नमस्ते दुनिया " * 30,
+    "arabic": "مرحبا بالعالم " * 30,
+}
+
+
+@pytest.mark.parametrize("name", LONG_NAMES.values(), ids=LONG_NAMES.keys())
+def test_long_keys_are_bounded_in_bytes_unique_and_stable(name: str) -> None:
+    key = term_key(name)
+    assert key is not None
+    assert len(key.encode()) <= MAX_KEY_BYTES
+    assert term_key(name) == key  # stable
+    assert term_key(key) == key  # a key finds itself, so the short form is a valid request
+    head, _, digest = key.rpartition("-")
+    assert len(digest) == 16 and int(digest, 16) >= 0
+    full = "-".join(unicodedata.normalize("NFC", name.casefold()).split())
+    assert full.startswith(head) and len(head.encode()) >= MAX_KEY_BYTES - 20
+    # Names that differ only past the cut still get keys of their own.
+    assert term_key(name + "x") != key
+    assert term_key(name[:-3] + name[-1] + name[-3:-1]) not in (None, key)
+
+
+def test_keys_that_fit_are_unchanged() -> None:
+    assert term_key("字" * 85) == "字" * 85  # 255 bytes exactly: the URL stays what it was
+    assert term_key("ж" * 100) == "ж" * 100
+    assert term_key("字" * 86) != "字" * 86
+
+
+any_text = st.text(
+    alphabet=st.one_of(
+        st.characters(exclude_categories=("Cs",)),
+        st.sampled_from("e\u0301\u0345\u0323\u0302 /.-ßİΣς字🎉"),
+    ),
+    max_size=300,
+)
+
+
+@hypothesis_settings(derandomize=True, database=None, max_examples=300, deadline=None)
+@given(any_text)
+@example("\u03ac\u0345\u0301")  # folding before decomposing would differ here
+def test_term_key_properties(name: str) -> None:
+    key = term_key(name)
+    if key is None:
+        return
+    assert len(key.encode()) <= MAX_KEY_BYTES
+    assert term_key(key) == key
+    assert unicodedata.is_normalized("NFC", key)
+    assert term_key(unicodedata.normalize("NFD", name)) == key
+    assert term_key(unicodedata.normalize("NFC", name)) == key
+    assert "/" not in key and key not in (".", "..")
+
+
+def test_nfc_and_nfd_spellings_share_one_feed(
+    write_post: WritePost, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    write_post("a.txt", post_text(title="Composed", date="1000", extra="tags: Caf\u00e9"))
+    write_post("b.txt", post_text(title="Decomposed", date="2000", extra="tags: Cafe\u0301"))
+    settings = make_settings(state_dir=str(tmp_path / "state"))
+    built = Pipeline(settings).run(NOW)
+    assert [(t.key, t.name) for t in built.terms] == [("caf\u00e9", "Caf\u00e9")]
+    rss, _, _ = check_documents(term_documents(built, "tags/caf\u00e9/"))
+    assert [e.title for e in rss.entries] == ["Decomposed", "Composed"]
+    Watcher(settings, PublishedStore(default_state_dir(settings)), clock=lambda: NOW, settle_ns=0).poll()
+    client = create_app(settings).test_client()
+    answers = [client.get(f"/tags/{quote(spelling)}/rss.xml") for spelling in ("Caf\u00e9", "cafe\u0301")]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].headers["ETag"] == answers[1].headers["ETag"]
