@@ -93,7 +93,7 @@ def test_the_watcher_publishes_and_the_app_serves_every_tag_feed(
     watcher.poll()
     client = create_app(settings).test_client()
     health = client.get("/healthz")
-    assert health.status_code == 200 and health.get_json()["last_error"] is None
+    assert health.status_code == 200 and health.get_json()["error"] is None
     for label, tag in LONG_TAGS.items():
         by_name, by_key = (client.get(path) for path in request_forms(tag))
         assert (by_name.status_code, by_key.status_code) == (200, 200), label
