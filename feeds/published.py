@@ -56,8 +56,8 @@ def default_state_dir(settings: Settings) -> Path:
     so that every worker (and every instance started with the same settings on this
     machine) finds the same one: `$XDG_STATE_HOME/feeds/<digest>`, by default
     `~/.local/state/feeds/<digest>`. Without a usable home, a fresh private temporary
-    folder, the same for the whole process (the entry points pass it on to their
-    workers in FEEDS_STATE_DIR)."""
+    folder, the same for the whole process: `feeds serve` passes it on to its workers
+    in FEEDS_STATE_DIR, and gunicorn's workers inherit it when they are forked."""
     if settings.state_dir:
         return Path(settings.state_dir).absolute()
     digest = hashlib.sha256(repr(settings).encode()).hexdigest()[:16]
