@@ -117,10 +117,17 @@ def answer(
         ("Cache-Control", representation.cache_control),
         ("Vary", "Accept, Accept-Encoding" if representation.browser else "Accept-Encoding"),
     ]
-    if representation.last_modified:
-        headers.append(("Last-Modified", http_date(representation.last_modified)))
-    if not_modified(variant.etag, representation.last_modified, if_none_match, if_modified_since):
+    last_modified = representation.last_modified
+    if not_modified(variant.etag, last_modified, if_none_match, if_modified_since):
+        if last_modified:
+            headers.append(("Last-Modified", http_date(last_modified)))
         return Answer(304, headers, b"")
+    since = parse_http_date(if_modified_since) if if_modified_since else None
+    # New bytes whose date is not after the one the client sent (a date another instance
+    # published): libcurl's time condition (newsboat) would throw the body away, so the
+    # date is left out rather than let the client keep its old bytes.
+    if last_modified and (since is None or last_modified > since):
+        headers.append(("Last-Modified", http_date(last_modified)))
     headers.append(("Content-Type", chosen.content_type))
     headers.append(("Content-Length", str(len(variant.body))))
     if variant.encoding:
@@ -134,7 +141,12 @@ def not_modified(
     if_none_match: str | None,
     if_modified_since: str | None,
 ) -> bool:
-    """RFC 9110 §13.1.2 and §13.1.3: If-None-Match, when sent, decides alone."""
+    """RFC 9110 §13.1.2 and §13.1.3: If-None-Match, when sent, decides alone.
+
+    If-Modified-Since matches only the very date served (as nginx's default `exact`),
+    not every later one: instances publish at their own moments, so a later date may
+    come from another instance that published older bytes later (§13.1.3 says SHOULD
+    answer 304; a 200 is always correct, a stale 304 never is)."""
     if if_none_match is not None:
         if if_none_match.strip() == "*":
             return True
@@ -142,8 +154,7 @@ def not_modified(
         return any(match.group(1) == opaque for match in _ENTITY_TAG.finditer(if_none_match))
     if if_modified_since is None or last_modified is None:
         return False
-    since = parse_http_date(if_modified_since)
-    return since is not None and last_modified <= since
+    return parse_http_date(if_modified_since) == last_modified
 
 
 # Feed readers send a handful of distinct Accept values, and a 304 is the hot path: each

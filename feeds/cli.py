@@ -17,6 +17,7 @@ from feeds.build import Build
 from feeds.config import Settings, load_settings
 from feeds.errors import ConfigError
 from feeds.pipeline import Pipeline
+from feeds.published import PublishedStore, default_state_dir
 from feeds.store import write_outputs
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
@@ -106,7 +107,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     `feeds.web.CachedFeeds` costs it a few microseconds of Python. gunicorn remains for
     hosts that want it, with the same app and the same single watcher.
     """
+    try:
+        # Checked here, so an unsafe state directory stops it with one line and exit 2;
+        # the workers get the folder itself (a private temporary one is made only once).
+        state_dir = PublishedStore(default_state_dir(settings)).root
+    except ConfigError as error:
+        print(f"feeds: configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     env = dict(os.environ)
+    env["FEEDS_STATE_DIR"] = str(state_dir)
     if args.config:
         env["FEEDS_CONFIG"] = str(args.config.absolute())
     env["FEEDS_CONTENT_DIR"] = str(settings.content_dir)

@@ -13,11 +13,14 @@ from typing import Any
 from feeds import logs
 from feeds.config import load_settings
 from feeds.errors import ConfigError
+from feeds.published import PublishedStore, default_state_dir
 from feeds.watcher import WatcherService
 
-# A configuration error stops the master before any worker starts: one line, exit 2.
+# A configuration error (an unsafe state directory too) stops the master before any
+# worker starts: one line, exit 2.
 try:
     _settings = load_settings()
+    PublishedStore(default_state_dir(_settings))
 except ConfigError as error:
     print(f"feeds: configuration error: {error}", file=sys.stderr)
     sys.exit(2)

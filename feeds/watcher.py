@@ -28,7 +28,7 @@ from feeds.errors import FeedsError
 from feeds.index import INDEX_FILE, index_html
 from feeds.metrics import Metrics, for_process
 from feeds.pipeline import Pipeline, Reading
-from feeds.published import PublishedStore, default_state_dir
+from feeds.published import Generation, PublishedStore, default_state_dir, describe
 from feeds.websub import Publisher
 
 log = logging.getLogger("feeds.watcher")
@@ -75,10 +75,17 @@ class Watcher:
         self.settling: tuple[str, ...] = ()  # files being written, to look at again soon
         self.retry = True  # the first poll always builds
         self.next_release: dt.datetime | None = None
-        current = store.load_current()
-        self.published_posts = int(current.meta.get("posts", 0)) if current else 0
-        self.published_files: Mapping[str, bytes] = current.files if current else {}
+        self.published = store.load_current()  # the generation in service
+        self.published_posts = int(self.published.meta.get("posts", 0)) if self.published else 0
         self.last_success: str | None = None
+
+    @property
+    def published_files(self) -> Mapping[str, bytes]:
+        return self.published.files if self.published else {}
+
+    @property
+    def published_meta(self) -> Mapping[str, Any]:
+        return self.published.meta if self.published else {}
 
     def poll(self) -> bool:
         """One poll; True when it published new feeds. Never raises: a failure is logged,
@@ -94,7 +101,11 @@ class Watcher:
             self._guard(reading)
             built = self.pipeline.build(reading, now)
             files = self._files(built, self.published_files)
-            published = self.store.publish(files, self._meta(built), self.published_files)
+            meta = self._meta(built, files, self.clock())  # the moment of publication
+            published = None
+            # A generation from before Last-Modified was stamped is published again.
+            if files != self.published_files or "last_modified_max" not in self.published_meta:
+                published = self.store.publish(files, meta, self.published_files)
         except Exception as error:
             self.retry = True
             if isinstance(error, EmptyContentGuard):
@@ -108,7 +119,8 @@ class Watcher:
         self.retry = False
         if published and self.publisher:
             self.publisher.publish(self._changed_feeds(built, self.published_files))
-        self.published_files = files
+        if published:
+            self.published = Generation(published, files, meta)
         self.next_release = built.next_release
         self.published_posts = built.used
         self.last_success = rfc3339(now)
@@ -165,19 +177,13 @@ class Watcher:
             and before.get(output.path) != output.body
         ]
 
-    def _meta(self, built: Build) -> dict[str, Any]:
-        """What the web workers need beside the bytes: each file's Last-Modified and
-        cache lifetime, and the number of posts (for the empty-directory guard)."""
-        outputs = {
-            output.path: {
-                "updated": rfc3339(output.updated) if output.updated else None,
-                "max_age": output.max_age,
-            }
-            for output in built.outputs
-        }
-        updated = built.documents.updated
-        outputs[INDEX_FILE] = {"updated": rfc3339(updated) if updated else None, "max_age": None}
-        return {"posts": built.used, "files": outputs}
+    def _meta(self, built: Build, files: Mapping[str, bytes], now: dt.datetime) -> dict[str, Any]:
+        """What the web workers need beside the bytes: each document's Last-Modified
+        (when its bytes were first published) and cache lifetime, and the number of
+        posts (for the empty-directory guard)."""
+        documents = {output.path: output.max_age for output in built.outputs}
+        documents[INDEX_FILE] = None
+        return describe(documents, files, self.published, built.used, now)
 
     def _report(self, now: dt.datetime, built: Build | None = None, error: Exception | None = None) -> None:
         """Writes the health record that /healthz reads. `error` names only the class of

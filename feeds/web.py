@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from flask import Flask, Response
 from feeds.caching import Representation, answer
 from feeds.config import Settings, load_settings
 from feeds.metrics import Metrics, for_process
-from feeds.published import PublishedStore, default_state_dir
+from feeds.published import PublishedStore, UnsafeStateError, default_state_dir, generation_number
 from feeds.taxonomy import KINDS, term_key
 from feeds.xmlfeeds import ATOM_TYPE, JSON_TYPE, RSS_TYPE
 
@@ -51,6 +52,8 @@ RETRY_AFTER_SECONDS = "5"
 HEALTH_KEYS = ("status", "last_attempt", "last_success", "generation", "posts_used", "posts_skipped", "error")
 HEALTH_DETAIL_KEYS = ("last_error", "skipped")
 
+log = logging.getLogger("feeds.web")
+
 
 def route_of(file_name: str) -> str:
     """The URL path that serves a published file: `index.html` is `/`."""
@@ -75,7 +78,8 @@ def canonical_path(path_info: str) -> str:
 class Snapshots:
     """This worker's view of the current generation: one `readlink` per request to
     notice a new one, and each file read (and hashed) on its first request only, so a
-    site with many tag feeds and archive pages costs memory only for what is asked."""
+    site with many tag feeds and archive pages costs memory only for what is asked.
+    Under threads, the generation served only ever moves forward."""
 
     def __init__(self, store: PublishedStore, max_age: int) -> None:
         self.store = store
@@ -91,23 +95,41 @@ class Snapshots:
         with self._lock:
             for _ in range(3):
                 try:
-                    if name != self._name:
+                    if name != self._name and self._moves_forward(name):
                         self._switch(name)
                     return self._representation(path)
                 except FileNotFoundError:
                     name = self.store.current_name()  # pruned under us: a newer one is current
+                except UnsafeStateError as error:
+                    # Never served: the request fails (500), and the log says why.
+                    log.error("refusing to serve %s: %s", path, error)
+                    raise
             return None
 
+    def _moves_forward(self, name: str | None) -> bool:
+        """Whether `name`, read from `current` before taking the lock, may replace the
+        generation held. A thread that read the link before a publish can get here
+        after one that read it later and switched to the new generation: taking the
+        older name then would serve old bytes after new ones. An older name is taken
+        only when the one held is gone (the state directory was started afresh)."""
+        held = self._name
+        if held is None:
+            return True
+        seen, number = generation_number(name), generation_number(held)
+        if number is None or (seen is not None and seen > number):
+            return True
+        return not self.store.has(held)
+
     def _switch(self, name: str | None) -> None:
-        self._files, self._representations = {}, {}
+        files: Mapping[str, Mapping[str, Any]] = {}
         if name is not None:
             described = self.store.read_meta(name).get("files", {})
-            self._files = {
+            files = {
                 route_of(file_name): {"file": file_name, **about}
                 for file_name, about in described.items()
                 if file_name.rpartition("/")[2] in CONTENT_TYPES
             }
-        self._name = name
+        self._files, self._representations, self._name = files, {}, name
 
     def _representation(self, path: str) -> Representation | None:
         if path in self._representations:
@@ -117,11 +139,11 @@ class Snapshots:
             return None
         file_name = about["file"]
         content_type = CONTENT_TYPES[file_name.rpartition("/")[2]]
-        updated = about.get("updated")
+        last_modified = about.get("last_modified")
         representation = Representation.of(
             self.store.read_file(self._name, file_name),
             content_type,
-            dt.datetime.fromisoformat(updated) if updated else None,
+            dt.datetime.fromisoformat(last_modified) if last_modified else None,
             about.get("max_age") or self.max_age,
             gzip_body=self.store.read_file(self._name, file_name + ".gz"),
             browser_type=BROWSER_TYPE if content_type in XML_FEED_TYPES else None,

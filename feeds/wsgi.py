@@ -25,12 +25,12 @@ from feeds.web import create_app  # noqa: E402
 
 try:
     settings = load_settings()
+    app = create_app(settings)  # checks the state directory (ConfigError when unsafe)
+    watcher = WatcherService(settings)
 except ConfigError as error:
     print(f"feeds: configuration error: {error}", file=sys.stderr)
     sys.exit(2)
 
 logs.configure(log_format=settings.log_format)
-app = create_app(settings)
-watcher = WatcherService(settings)
 watcher.start()
 atexit.register(watcher.stop)

@@ -3,7 +3,7 @@ the style of the posts our users have (folded titles, Unix float dates, `.txt` f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +41,16 @@ def post_text(
     lines += [line for line in extra.splitlines() if line]
     lines.append("--- ")
     return "\n".join(lines) + "\n" + body
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Default state directories (no `state_dir`) go below the test run's own folder, and
+    so do those of the servers the tests start, never into the home of whoever runs them."""
+    state_home = tmp_path_factory.mktemp("xdg-state")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(state_home))
+        yield state_home
 
 
 @pytest.fixture

@@ -168,10 +168,10 @@ def test_a_permission_denied_file_is_skipped_and_named(
     backdate(write_post("open.txt", post_text(title="Open")))
     real_open = os.open
 
-    def open_denying(path: str, flags: int, *args: int) -> int:
+    def open_denying(path: str, flags: int, *args: int, **kwargs: int) -> int:
         if os.fspath(path) == str(locked):
             raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, flags, *args)
+        return real_open(path, flags, *args, **kwargs)  # the state directory opens with dir_fd
 
     monkeypatch.setattr(os, "open", open_denying)
     watcher = watcher_for(service_settings, store)
