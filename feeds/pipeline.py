@@ -156,6 +156,8 @@ class Pipeline:
             reading = self._without(reading, {post.source for post in self._unread})
         # Only what this build used is kept, so the caches never outgrow the site.
         self._committed, self._items, self._documents = reading, items, documents
+        for cut in built.cuts:
+            log.warning("cut %s", cut)
         return built
 
     def run(self, now: dt.datetime, progress: Progress | None = None) -> Build:
