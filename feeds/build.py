@@ -172,23 +172,19 @@ def _term_feeds(
     ranked = sorted(terms, key=lambda term: (-len(term.posts), term.kind, term.key))
     kept: list[tuple[Term, list[Output]]] = []
     total = 0
+    bounded: dict[Post, Item] = {}  # a post's entry in term feeds, sized once
     shortened: dict[str, int] = {}  # source -> its entry's size, for the report
     over = ""
     for term in ranked:
         if len(kept) == settings.max_term_feeds:
             over = f"max_term_feeds ({settings.max_term_feeds})"
             break
-        term_items = []
-        for post in term.posts[:limit]:
-            item = itemize(post)
-            size = _escaped_size(item.html) + _escaped_size(item.summary)
-            if size > settings.max_term_entry_bytes:
-                shortened[post.source] = size
-                item = Item(post, "", shorten(item.summary))
-            term_items.append(item)
+        items = tuple(
+            _term_item(post, itemize, settings.max_term_entry_bytes, bounded, shortened)
+            for post in term.posts[:limit]
+        )
         channel = term_channel(settings, term)
         folder = f"{term.kind}/{term.key}/"
-        items = tuple(term_items)
         term_outputs = [
             Output(
                 folder + FEED_FILES[kind],
@@ -217,6 +213,24 @@ def _term_feeds(
             f"those with the fewest posts, to stay within {over}"
         )
     return tuple(term for term, _ in kept), [o for _, outputs in kept for o in outputs], tuple(cuts)
+
+
+def _term_item(
+    post: Post,
+    itemize: Callable[[Post], Item],
+    limit: int,
+    bounded: dict[Post, Item],
+    shortened: dict[str, int],
+) -> Item:
+    """`post`'s entry in a term feed: its item, or a short summary when over `limit`."""
+    if post not in bounded:
+        item = itemize(post)
+        size = _escaped_size(item.html) + _escaped_size(item.summary)
+        if size > limit:
+            shortened[post.source] = size
+            item = Item(post, "", shorten(item.summary))
+        bounded[post] = item
+    return bounded[post]
 
 
 def stylesheet() -> bytes:
