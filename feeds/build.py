@@ -19,6 +19,7 @@ from feeds.markdown import render, summarize
 from feeds.posts import Author, Post
 from feeds.select import select
 from feeds.taxonomy import Term, group_terms
+from feeds.text import shorten
 from feeds.xmlfeeds import STYLESHEET_PATH, Channel, Item, Paging, atom, rss
 
 FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
@@ -69,6 +70,9 @@ class Build:
     held_back: int
     problems: tuple[Problem, ...]
     next_release: dt.datetime | None
+    # What the output budgets left out (max_term_entry_bytes, max_term_feeds,
+    # max_term_bytes), one line each; the posts themselves are all used.
+    cuts: tuple[str, ...] = ()
 
     @property
     def skipped(self) -> int:
@@ -138,14 +142,8 @@ def build(
     )
     outputs = [Output(FEED_FILES[kind], getattr(site, kind), site.updated) for kind in FEED_FILES]
     outputs.append(Output(STYLESHEET_PATH.lstrip("/"), stylesheet(), None))
-    terms = group_terms(selection.posts)
-    for term in terms:
-        term_items = tuple(itemize(post) for post in term.posts[:limit])
-        channel = term_channel(settings, term)
-        folder = f"{term.kind}/{term.key}/"
-        for kind, write in (("rss", rss), ("atom", atom), ("json", json_feed)):
-            body = memo((kind, channel, term_items), partial(write, channel, term_items))
-            outputs.append(Output(folder + FEED_FILES[kind], body, _newest(term_items)))
+    terms, term_outputs, cuts = _term_feeds(settings, group_terms(selection.posts), itemize, memo)
+    outputs.extend(term_outputs)
     for number, page in enumerate(pages, 1):
         outputs.extend(_archive_outputs(settings, number, len(pages), page, itemize, memo))
     return Build(
@@ -158,7 +156,83 @@ def build(
         held_back=selection.held_back,
         problems=tuple(sorted([*problems, *selection.duplicates])),
         next_release=selection.next_release,
+        cuts=cuts,
     )
+
+
+def _term_feeds(
+    settings: Settings, terms: Sequence[Term], itemize: Callable[[Post], Item], memo: Memo
+) -> tuple[tuple[Term, ...], list[Output], tuple[str, ...]]:
+    """The feeds of the tags and categories that fit the budgets, the terms they serve
+    (by kind and key) and what was cut. Every post may name 100 terms, each a feed of
+    its own, so one post could otherwise write gigabytes: an entry over
+    max_term_entry_bytes carries a short summary here, and terms are taken by most
+    posts first (ties by kind and key) until max_term_feeds or max_term_bytes would be
+    passed; the rest have no feeds. Sizes come from the bytes, so the cut is the same
+    for the same content."""
+    limit = settings.item_limit
+    ranked = sorted(terms, key=lambda term: (-len(term.posts), term.kind, term.key))
+    kept: list[tuple[Term, list[Output]]] = []
+    total = 0
+    bounded: dict[Post, Item] = {}  # a post's entry in term feeds, sized once
+    shortened: dict[str, int] = {}  # source -> its entry's size, for the report
+    over = ""
+    for term in ranked:
+        if len(kept) == settings.max_term_feeds:
+            over = f"max_term_feeds ({settings.max_term_feeds})"
+            break
+        items = tuple(
+            _term_item(post, itemize, settings.max_term_entry_bytes, bounded, shortened)
+            for post in term.posts[:limit]
+        )
+        channel = term_channel(settings, term)
+        folder = f"{term.kind}/{term.key}/"
+        term_outputs = [
+            Output(
+                folder + FEED_FILES[kind],
+                memo((kind, channel, items), partial(write, channel, items)),
+                _newest(items),
+            )
+            for kind, write in (("rss", rss), ("atom", atom), ("json", json_feed))
+        ]
+        size = sum(len(output.body) for output in term_outputs)
+        if total + size > settings.max_term_bytes:
+            over = f"max_term_bytes ({settings.max_term_bytes})"
+            break
+        total += size
+        kept.append((term, term_outputs))
+    kept.sort(key=lambda pair: (pair[0].kind, pair[0].key))
+    served = {post.source for term, _ in kept for post in term.posts[:limit]}
+    cuts = [
+        f"{source}: content: {size} bytes as XML, over max_term_entry_bytes "
+        f"({settings.max_term_entry_bytes}): its tag and category feeds carry a short summary"
+        for source, size in sorted(shortened.items())
+        if source in served
+    ]
+    if over:
+        cuts.append(
+            f"tags and categories: {len(terms) - len(kept)} of {len(terms)} feeds left out, "
+            f"those with the fewest posts, to stay within {over}"
+        )
+    return tuple(term for term, _ in kept), [o for _, outputs in kept for o in outputs], tuple(cuts)
+
+
+def _term_item(
+    post: Post,
+    itemize: Callable[[Post], Item],
+    limit: int,
+    bounded: dict[Post, Item],
+    shortened: dict[str, int],
+) -> Item:
+    """`post`'s entry in a term feed: its item, or a short summary when over `limit`."""
+    if post not in bounded:
+        item = itemize(post)
+        size = _escaped_size(item.html) + _escaped_size(item.summary)
+        if size > limit:
+            shortened[post.source] = size
+            item = Item(post, "", shorten(item.summary))
+        bounded[post] = item
+    return bounded[post]
 
 
 def stylesheet() -> bytes:

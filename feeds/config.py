@@ -42,6 +42,11 @@ class Settings:
     item_limit: int = 20
     timezone: str = "UTC"
     max_post_bytes: int = 5_000_000
+    # Budgets for the tag and category feeds, which one post could otherwise multiply
+    # a hundredfold (README, "Limits on what one post can do").
+    max_term_entry_bytes: int = 200_000
+    max_term_feeds: int = 1000
+    max_term_bytes: int = 200_000_000
     poll_interval: float = 30.0
     max_age: int = 300
     empty_guard: bool = True
@@ -216,6 +221,9 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "item_limit": _integer,
     "timezone": _timezone,
     "max_post_bytes": _integer,
+    "max_term_entry_bytes": _integer,
+    "max_term_feeds": _integer,
+    "max_term_bytes": _integer,
     "poll_interval": _number,
     "max_age": _integer,
     "empty_guard": _boolean,

@@ -1,14 +1,20 @@
 """The I/O edge of the build: scan the content directory, read what changed, build.
 
-A `Pipeline` remembers each file's parsed post by (size, mtime_ns) and each rendered
-item by its post, so a later run reads and renders only what changed. What it
+A `Pipeline` remembers each file's parsed post by (size, mtime_ns, inode) and each
+rendered item by its post, so a later run reads and renders only what changed. What it
 remembers is updated only when a build succeeds: after a failed build, the next
 `read()` still reports the same files as changed, so the next poll tries again.
+
+A body read again at build time must be the very bytes that were parsed (same file, same
+digest); a post whose file changed in between is built from its previous version when
+that one is rendered already, and otherwise left out of this build and read anew at the
+next (a one-shot build reports it as a problem).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -75,6 +81,8 @@ class Pipeline:
         self._committed: Reading | None = None
         self._items: dict[Post, Item] = {}
         self._documents: dict[Hashable, bytes] = {}
+        self._sources: dict[str, SourceFile] = {}  # the files of the reading being built
+        self._unread: set[Post] = set()  # posts whose body no longer matches, this build
 
     def read(self, progress: Progress | None = None) -> Reading:
         found = scan(self.settings.content_dir, self.settings.extensions)
@@ -136,22 +144,69 @@ class Pipeline:
                 documents[key] = self._documents[key] if key in self._documents else make()
             return documents[key]
 
-        built = build(reading.posts, reading.problems, reading.files_read, now, self.settings, item, memo)
+        while True:
+            self._sources, self._unread = reading.files, set()
+            built = build(reading.posts, reading.problems, reading.files_read, now, self.settings, item, memo)
+            if not self._unread:
+                break
+            # A body changed after it was parsed: what was made from it is dropped, and
+            # the build runs again without that version (rare: a file written meanwhile).
+            for post in self._unread:
+                items.pop(post, None)
+            documents.clear()
+            reading = self._without(reading, {post.source for post in self._unread})
         # Only what this build used is kept, so the caches never outgrow the site.
         self._committed, self._items, self._documents = reading, items, documents
+        for cut in built.cuts:
+            log.warning("cut %s", cut)
         return built
 
     def run(self, now: dt.datetime, progress: Progress | None = None) -> Build:
         return self.build(self.read(progress), now)
 
     def _body(self, post: Post) -> str:
-        """The post's body, read again. Should the file have changed since it was
-        parsed, this shows its newest text, and the next poll re-reads it anyway."""
+        """The post's body, read again from the file the scan saw, and only if its bytes
+        are still those that were parsed. Otherwise the post is noted as changed and
+        this returns "", which `build` never lets into a document."""
+        file = self._sources.get(post.source)
         try:
-            data = (self.settings.content_dir / post.source).read_bytes()
-        except OSError:
+            data = read_source(file, self.settings.max_post_bytes) if file else None
+        except (OSError, ValueError, FileChanging):
+            data = None
+        if data is None or hashlib.blake2b(data, digest_size=16).hexdigest() != post.digest:
+            self._unread.add(post)  # the same digest as `parse_post` gives `Post.digest`
             return ""
         return post_body(data)
+
+    def _without(self, reading: Reading, changed: set[str]) -> Reading:
+        """`reading` with each file of `changed` taken back to the version of the last
+        build when its item is at hand, else left out, and in both cases read again at
+        the next `read()` (its last known state no longer matches the file)."""
+        last = self._committed
+        files, results = dict(reading.files), dict(reading.results)
+        problems = list(reading.problems)
+        settling = set(reading.settling)
+        for relpath in sorted(changed):
+            previous = last.results.get(relpath) if last else None
+            if last and isinstance(previous, Post) and previous in self._items:
+                files[relpath], results[relpath] = last.files[relpath], previous
+            else:
+                del files[relpath], results[relpath]
+                if not self.settle_ns:
+                    problems.append(_changed_problem(reading.files[relpath]))
+            if self.settle_ns:
+                settling.add(relpath)
+        posts = tuple(
+            result for result in (results[relpath] for relpath in files) if isinstance(result, Post)
+        )
+        return replace(
+            reading,
+            posts=posts,
+            problems=tuple(problems),
+            files=files,
+            results=results,
+            settling=tuple(sorted(settling)),
+        )
 
 
 def _warn_if_id_moved(relpath: str, before: object, after: object) -> None:

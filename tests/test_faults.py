@@ -4,11 +4,13 @@ folders that come and go, links that lead outside, and a server killed mid-build
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,11 +19,12 @@ import pytest
 
 from feeds import pipeline
 from feeds.config import Settings
-from feeds.published import PublishedStore
+from feeds.pipeline import Reading
+from feeds.published import PublishedStore, default_state_dir
 from feeds.scan import Scan
 from feeds.watcher import SETTLE_NS, Watcher
 
-from conftest import WritePost, post_text
+from conftest import MakeSettings, WritePost, post_text
 from feedcheck import check_documents, parsed
 from server import Server
 
@@ -64,6 +67,54 @@ def after_scan(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Callable[[
 
     monkeypatch.setattr(pipeline, "scan", scan_then_act)
     yield actions.append
+
+
+AfterRead = Callable[[Watcher, Callable[[], object]], None]
+
+
+@pytest.fixture
+def after_read(monkeypatch: pytest.MonkeyPatch) -> AfterRead:
+    """Runs an action once in a watcher's next poll, after every changed file was read
+    and parsed and before the build reads the bodies it renders."""
+
+    def hook(watcher: Watcher, action: Callable[[], object]) -> None:
+        real_read = watcher.pipeline.read
+        pending = [action]
+
+        def read_then_act(progress: pipeline.Progress | None = None) -> Reading:
+            reading = real_read(progress)
+            while pending:
+                pending.pop()()
+            return reading
+
+        monkeypatch.setattr(watcher.pipeline, "read", read_then_act)
+
+    return hook
+
+
+def everything_published(store: PublishedStore) -> str:
+    """Every byte of every generation still on disk (gzip copies unpacked), as text."""
+    texts = []
+    for path in sorted(store.generations.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            texts.append((gzip.decompress(data) if path.suffix == ".gz" else data).decode())
+    return "\n".join(texts)
+
+
+SECRET = "TOP-SECRET-TOKEN"
+
+
+def twins(original: Path, impostor: Path) -> None:
+    """Gives both files the same size and modification time, padding the shorter body
+    with newlines: what the scan records of one then fits the other too."""
+    size = max(original.stat().st_size, impostor.stat().st_size)
+    for path in (original, impostor):
+        with path.open("ab") as file:
+            file.write(b"\n" * (size - path.stat().st_size))
+        backdate(path, 30)
+    moment = original.stat().st_mtime_ns
+    os.utime(impostor, ns=(moment, moment))
 
 
 def test_a_half_written_post_waits_and_is_published_whole(
@@ -159,6 +210,213 @@ def test_a_one_shot_build_reports_a_file_that_changed_while_read(
     assert [item.post.title for item in result.items] == ["Kept"]
 
 
+def test_a_half_written_rewrite_never_reaches_the_feed_when_its_post_moves_up(
+    make_settings: MakeSettings, tmp_path: Path, content_dir: Path, write_post: WritePost
+) -> None:
+    # The reported case: b.md is not in the feed (item_limit 1), so its item is not
+    # cached; while a rewrite of it is half written (and settling), a.md is deleted, and
+    # the build needs b's body: it must not take it from the file as it is now.
+    settings = make_settings(state_dir=str(tmp_path / "state"), item_limit=1)
+    store = PublishedStore(default_state_dir(settings))
+    watcher = Watcher(settings, store, clock=lambda: NOW, settle_ns=5_000_000_000)
+    backdate(write_post("a.md", post_text(title="A", date="2000")), 60)
+    b = write_post("b.md", post_text(title="B", date="1000", body="The first version.\n"))
+    backdate(b, 60)
+    assert watcher.poll() is True
+    assert titles(store) == ["A"]
+    whole = post_text(title="B", date="1000", body="NEW VERSION, HALF WRITTEN NO MORE: the end.\n")
+    b.write_text(whole[: whole.index("TTEN NO MORE")])
+    (content_dir / "a.md").unlink()
+    watcher.poll()
+    assert watcher.settling == ("b.md",)
+    assert "NEW VERSION" not in everything_published(store)
+    assert titles(store) == []  # b waits for its writer; a is gone
+    b.write_text(whole)
+    backdate(b, 60)  # its writer finished a while ago
+    assert watcher.poll() is True
+    assert titles(store) == ["B"]
+    assert "NEW VERSION, HALF WRITTEN NO MORE: the end." in store.load_current().files["rss.xml"].decode()  # type: ignore[union-attr]
+    assert "HALF WRI<" not in everything_published(store)
+
+
+def test_a_post_changed_between_read_and_build_keeps_its_previous_version(
+    service_settings: Settings, store: PublishedStore, write_post: WritePost, after_read: AfterRead
+) -> None:
+    post = write_post("post.txt", post_text(title="Version one", body="Body one.\n"))
+    backdate(post)
+    watcher = watcher_for(service_settings, store)
+    assert watcher.poll() is True
+    post.write_text(post_text(title="Version two", body="Body two.\n"))
+    backdate(post)
+    after_read(watcher, lambda: post.write_text(post_text(title="Version three", body="Body three.\n")))
+    watcher.poll()  # read version two; its body is gone when the build needs it
+    assert titles(store) == ["Version one"]
+    published = everything_published(store)
+    assert "Body two." not in published and "Body three." not in published
+    backdate(post)
+    assert watcher.poll() is True  # the next poll reads the file again
+    assert titles(store) == ["Version three"]
+    assert "Body three." in store.load_current().files["feed.json"].decode()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("same_size_and_mtime", [False, True])
+def test_a_one_shot_build_reports_a_body_changed_between_read_and_build(
+    settings: Settings, write_post: WritePost, same_size_and_mtime: bool
+) -> None:
+    victim = write_post("victim.txt", post_text(title="Victim", body="The parsed body.\n"))
+    write_post("keep.txt", post_text(title="Kept"))
+    runner = pipeline.Pipeline(settings)
+    reading = runner.read()
+    status = victim.stat()
+    if same_size_and_mtime:  # the same inode, size and mtime: only the bytes tell
+        with victim.open("r+b") as file:
+            file.seek(-len(b"parsed body.\n"), os.SEEK_END)
+            file.write(b"sneaky body.\n")
+        os.utime(victim, ns=(status.st_atime_ns, status.st_mtime_ns))
+        assert (victim.stat().st_size, victim.stat().st_mtime_ns) == (status.st_size, status.st_mtime_ns)
+    else:
+        victim.write_text(post_text(title="Victim", body="Another body, longer than the first.\n"))
+    result = runner.build(reading, NOW)
+    assert [str(p) for p in result.problems] == ["victim.txt: file: changed while it was read; build again"]
+    assert [item.post.title for item in result.items] == ["Kept"]
+    written = b"".join(output.body for output in result.outputs)
+    assert b"sneaky" not in written and b"Another body" not in written
+
+
+def test_a_symlink_swapped_in_between_read_and_build_is_never_published(
+    service_settings: Settings,
+    store: PublishedStore,
+    write_post: WritePost,
+    tmp_path: Path,
+    after_read: AfterRead,
+) -> None:
+    # The reported attack: the post is replaced by a link to a file outside the content
+    # directory after it was parsed, and put back once the build is published.
+    secret = tmp_path / "secret.txt"
+    secret.write_text(f"{SECRET}\n")
+    post = write_post("post.txt", post_text(title="Post", body="The original body.\n"))
+    backdate(post)
+    write_post("keep.txt", post_text(title="Kept", date="1000"))
+    backdate(post.with_name("keep.txt"))
+    watcher = watcher_for(service_settings, store)
+    away = tmp_path / "post.away"
+
+    def swap() -> None:
+        post.rename(away)
+        post.symlink_to(secret)
+
+    after_read(watcher, swap)
+    watcher.poll()
+    assert SECRET not in everything_published(store)
+    assert titles(store) == ["Kept"]  # left for the next poll
+    post.unlink()
+    away.rename(post)  # the original, with its inode, size and mtime: nothing looks changed
+    assert watcher.poll() is True
+    assert titles(store) == ["Post", "Kept"]
+    assert "The original body." in store.load_current().files["feed.json"].decode()  # type: ignore[union-attr]
+    assert SECRET not in everything_published(store)
+
+
+def test_a_symlink_swapped_in_between_scan_and_read_is_refused_even_when_it_looks_the_same(
+    service_settings: Settings,
+    store: PublishedStore,
+    write_post: WritePost,
+    tmp_path: Path,
+    after_scan: Callable[[Callable[[], None]], None],
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text(post_text(title="Secret", body=f"{SECRET}\n"))
+    post = write_post("post.txt", post_text(title="Post", body="The original body.\n"))
+    twins(post, secret)  # the link's target has the size and mtime the scan saw
+    away = tmp_path / "post.away"
+
+    def swap() -> None:
+        post.rename(away)
+        post.symlink_to(secret)
+
+    after_scan(swap)
+    watcher = watcher_for(service_settings, store)
+    watcher.poll()
+    assert SECRET not in everything_published(store)
+    post.unlink()
+    away.rename(post)
+    watcher.poll()
+    assert titles(store) == ["Post"]
+    assert SECRET not in everything_published(store)
+
+
+@pytest.mark.parametrize("swap", ["the link", "the folder of its target"])
+def test_a_link_inside_redirected_outside_after_the_scan_never_reads_outside(
+    settings: Settings,
+    write_post: WritePost,
+    content_dir: Path,
+    tmp_path: Path,
+    after_scan: Callable[[Callable[[], None]], None],
+    swap: str,
+) -> None:
+    real = write_post("posts/real.txt", post_text(title="Real", body="The real body.\n"))
+    (content_dir / "alias.txt").symlink_to(Path("posts") / "real.txt")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    impostor = elsewhere / "real.txt"
+    impostor.write_text(post_text(title="Secret", body=f"{SECRET}\n"))
+    twins(real, impostor)
+
+    def redirect() -> None:
+        if swap == "the link":
+            (content_dir / "alias.txt").unlink()
+            (content_dir / "alias.txt").symlink_to(impostor)
+        else:
+            (content_dir / "posts").rename(tmp_path / "posts.away")
+            (content_dir / "posts").symlink_to(elsewhere, target_is_directory=True)
+
+    after_scan(redirect)
+    result = pipeline.Pipeline(settings).run(NOW)
+    written = b"".join(output.body for output in result.outputs)
+    assert SECRET.encode() not in written
+    if swap == "the link":  # the scan saw the link's target inside: that file is read
+        assert sorted(item.post.title for item in result.items) == ["Real", "Real"]
+    else:  # both names now lead to another file than the scan saw
+        assert result.items == ()
+        assert [problem.path for problem in result.problems] == ["alias.txt", "posts/real.txt"]
+
+
+@pytest.mark.parametrize("moment", ["between scan and read", "between read and build"])
+def test_a_fifo_swapped_in_for_a_post_never_blocks_the_watcher(
+    service_settings: Settings,
+    store: PublishedStore,
+    write_post: WritePost,
+    after_scan: Callable[[Callable[[], None]], None],
+    after_read: AfterRead,
+    moment: str,
+) -> None:
+    post = write_post("post.txt", post_text(title="Post", date="2000"))
+    backdate(post)
+    backdate(write_post("keep.txt", post_text(title="Kept", date="1000")))
+    watcher = watcher_for(service_settings, store)
+
+    def swap() -> None:
+        post.unlink()
+        os.mkfifo(post)
+
+    if moment == "between scan and read":
+        after_scan(swap)
+    else:
+        after_read(watcher, swap)
+    poll = threading.Thread(target=watcher.poll, daemon=True)
+    poll.start()
+    poll.join(5)
+    try:
+        assert not poll.is_alive(), "the watcher is stuck opening a FIFO"
+    finally:
+        if poll.is_alive():  # give the blocked reader a writer, so the thread can end
+            os.close(os.open(post, os.O_WRONLY | os.O_NONBLOCK))
+            poll.join(5)
+    assert titles(store) == ["Kept"]
+    post.unlink()
+    assert watcher.poll() is False  # the FIFO is no post: nothing new to publish
+
+
 def test_a_permission_denied_file_is_skipped_and_named(
     service_settings: Settings, store: PublishedStore, write_post: WritePost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -171,7 +429,7 @@ def test_a_permission_denied_file_is_skipped_and_named(
     def open_denying(path: str, flags: int, *args: int, **kwargs: int) -> int:
         if os.fspath(path) == str(locked):
             raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, flags, *args, **kwargs)  # the state directory opens with dir_fd
+        return real_open(path, flags, *args, **kwargs)  # the scan and the state directory open with dir_fd
 
     monkeypatch.setattr(os, "open", open_denying)
     watcher = watcher_for(service_settings, store)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -95,8 +97,10 @@ def test_symlink_to_file_inside_is_listed(content_dir: Path, write_post: WritePo
     assert [file.relpath for file in result.files] == ["alias.md", "posts/real.md"]
     assert result.problems == ()
     alias = result.files[0]
-    assert alias.path == str(content_dir / "alias.md")
-    assert alias.size == real.stat().st_size
+    # Read through its target, opened without following a link: the link itself could
+    # be swapped for one to elsewhere between the scan and the read.
+    assert alias.path == os.path.realpath(real)
+    assert (alias.size, alias.inode) == (real.stat().st_size, real.stat().st_ino)
 
 
 def test_symlink_loop_terminates_and_lists_each_file_once(content_dir: Path, write_post: WritePost) -> None:
@@ -158,6 +162,57 @@ def test_file_symlink_loop_is_a_problem(content_dir: Path, write_post: WritePost
     assert result.problems == (Problem("self.md", "file", os.strerror(errno.ELOOP)),)
 
 
+def test_a_folder_swapped_for_a_link_outside_after_listing_is_not_entered(
+    content_dir: Path, tmp_path: Path, write_post: WritePost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_post("sub/inside.md")
+    write_post("top.md")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "secret.md").write_text("secret")
+    real_scandir = os.scandir
+    listed: list[object] = []
+
+    def scandir_then_swap(path: object) -> contextlib.AbstractContextManager[Iterator[os.DirEntry[str]]]:
+        with real_scandir(path) as listing:  # type: ignore[call-overload]
+            entries = list(listing)
+        if not listed:  # the content directory was listed, "sub" is not yet entered
+            (content_dir / "sub").rename(tmp_path / "sub.away")
+            (content_dir / "sub").symlink_to(elsewhere, target_is_directory=True)
+        listed.append(path)
+        return contextlib.nullcontext(iter(entries))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "scandir", scandir_then_swap)
+        result = scan(content_dir, EXTENSIONS)
+    assert [file.relpath for file in result.files] == ["top.md"]
+    assert len(listed) == 1  # the link was never listed
+    assert result.problems == ()  # replaced while scanned: the next scan judges the link
+
+
+def test_a_fifo_named_like_a_post_is_not_listed(content_dir: Path, write_post: WritePost) -> None:
+    os.mkfifo(content_dir / "pipe.md")
+    (content_dir / "alias.md").symlink_to("pipe.md")
+    write_post("post.md")
+    result = scan(content_dir, EXTENSIONS)
+    assert [file.relpath for file in result.files] == ["post.md"]
+    assert result.problems == ()
+
+
+def test_a_file_renamed_over_another_with_the_same_size_and_mtime_is_a_change(
+    content_dir: Path, write_post: WritePost, tmp_path: Path
+) -> None:
+    path = write_post("post.md", "first")
+    (before,) = scan(content_dir, EXTENSIONS).files
+    other = tmp_path / "other.md"
+    other.write_text("other")
+    os.utime(other, ns=(before.mtime_ns, before.mtime_ns))
+    os.replace(other, path)
+    (after,) = scan(content_dir, EXTENSIONS).files
+    assert (after.size, after.mtime_ns) == (before.size, before.mtime_ns)
+    assert after != before
+
+
 # --- unreadable folders ---------------------------------------------------------------
 
 
@@ -167,16 +222,16 @@ def test_unreadable_subdirectory_gives_a_problem(
     write_post("locked/deeper/hidden.md")
     write_post("open/fine.md")
     write_post("top.md")
-    locked = str(content_dir / "locked")
-    real_scandir = os.scandir
+    real_open = os.open
 
-    def scandir(path: str) -> object:
-        if os.fspath(path) == locked:
+    def open_denying(path: str, flags: int, *args: int, **kwargs: int) -> int:
+        # Root cannot be denied a folder by its mode: the kernel's answer is injected.
+        if path == "locked" and flags & os.O_DIRECTORY:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
-        return real_scandir(path)
+        return real_open(path, flags, *args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(os, "scandir", scandir)
+        patch.setattr(os, "open", open_denying)
         result = scan(content_dir, EXTENSIONS)
     assert [file.relpath for file in result.files] == ["open/fine.md", "top.md"]
     assert result.problems == (Problem("locked", "directory", "Permission denied"),)
@@ -202,7 +257,7 @@ def test_unreadable_root_gives_a_problem_named_dot(
 
 def source(path: Path) -> SourceFile:
     stat = path.stat()
-    return SourceFile(path.name, str(path), stat.st_size, stat.st_mtime_ns)
+    return SourceFile(path.name, str(path), stat.st_size, stat.st_mtime_ns, stat.st_dev, stat.st_ino)
 
 
 def test_read_source_returns_the_bytes(content_dir: Path, write_post: WritePost) -> None:
@@ -232,7 +287,7 @@ def test_read_source_reads_what_scan_found(content_dir: Path, write_post: WriteP
 
 
 def test_read_source_of_a_file_removed_since_the_scan_says_it_is_changing(tmp_path: Path) -> None:
-    gone = SourceFile("gone.md", str(tmp_path / "gone.md"), 1, 1)
+    gone = SourceFile("gone.md", str(tmp_path / "gone.md"), 1, 1, 1, 1)
     with pytest.raises(FileChanging):
         read_source(gone, 100)
 
@@ -240,7 +295,60 @@ def test_read_source_of_a_file_removed_since_the_scan_says_it_is_changing(tmp_pa
 def test_read_source_of_a_file_changed_since_the_scan_says_it_is_changing(tmp_path: Path) -> None:
     path = tmp_path / "grown.md"
     path.write_bytes(b"first")
-    scanned = SourceFile("grown.md", str(path), 5, path.stat().st_mtime_ns)
+    scanned = source(path)
     path.write_bytes(b"first and more")
     with pytest.raises(FileChanging):
         read_source(scanned, 100)
+
+
+def test_read_source_refuses_a_link_swapped_in_with_the_same_size_and_mtime(
+    content_dir: Path, write_post: WritePost, tmp_path: Path
+) -> None:
+    path = write_post("post.md", "original")
+    secret = tmp_path / "secret.md"
+    secret.write_text("secret!!")
+    status = path.stat()
+    os.utime(secret, ns=(status.st_mtime_ns, status.st_mtime_ns))
+    (file,) = scan(content_dir, EXTENSIONS).files
+    path.unlink()
+    path.symlink_to(secret)
+    with pytest.raises(FileChanging):
+        read_source(file, 100)
+
+
+def test_read_source_refuses_another_file_renamed_over_it(
+    content_dir: Path, write_post: WritePost, tmp_path: Path
+) -> None:
+    path = write_post("post.md", "original")
+    (file,) = scan(content_dir, EXTENSIONS).files
+    other = tmp_path / "other.md"
+    other.write_text("imposter")
+    os.utime(other, ns=(file.mtime_ns, file.mtime_ns))
+    os.replace(other, path)
+    with pytest.raises(FileChanging):
+        read_source(file, 100)
+
+
+def test_read_source_of_a_fifo_swapped_in_returns_at_once(content_dir: Path, write_post: WritePost) -> None:
+    path = write_post("post.md", "original")
+    (file,) = scan(content_dir, EXTENSIONS).files
+    path.unlink()
+    os.mkfifo(path)
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            read_source(file, 100)
+        except BaseException as error:  # reported to the test below
+            outcome.append(error)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5)
+    try:
+        assert not reader.is_alive(), "read_source is stuck opening a FIFO"
+    finally:
+        if reader.is_alive():  # give the blocked reader a writer, so the thread can end
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            reader.join(5)
+    assert [type(error) for error in outcome] == [FileChanging]
