@@ -39,6 +39,7 @@ class Settings:
     item_limit: int = 20
     timezone: str = "UTC"
     max_post_bytes: int = 5_000_000
+    max_render_bytes: int = 500_000
     poll_interval: float = 30.0
     max_age: int = 300
     empty_guard: bool = True
@@ -212,6 +213,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "item_limit": _integer,
     "timezone": _timezone,
     "max_post_bytes": _integer,
+    "max_render_bytes": _integer,
     "poll_interval": _number,
     "max_age": _integer,
     "empty_guard": _boolean,

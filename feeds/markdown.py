@@ -97,6 +97,14 @@ def render(body: str, base_url: str) -> Rendered:
     return Rendered(html=safe_html(html, base_url), first_paragraph=_first_paragraph(tokens))
 
 
+def first_paragraph(body: str, limit: int) -> str:
+    """The plain text of the first paragraph of `body`, reading only its first `limit`
+    characters (cut at a blank line): for bodies too large to render whole."""
+    head = body[:limit]
+    blank = head.rfind("\n\n")
+    return _first_paragraph(_MARKDOWN.parse(clean(head[:blank] if blank > 0 else head)))
+
+
 def summarize(rendered: Rendered, fallback: str) -> str:
     return shorten(rendered.first_paragraph) or fallback
 

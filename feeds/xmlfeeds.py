@@ -26,6 +26,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feeds.dates import rfc822
+from feeds.errors import Problem
 from feeds.posts import Author, Post
 
 feedgen.feed.formatRFC2822 = rfc822
@@ -112,6 +113,9 @@ class Item:
     post: Post
     html: str
     summary: str
+    # Why the entry lost its content, if it did: the build reports these with the
+    # problems of the posts it left out.
+    problems: tuple[Problem, ...] = ()
 
 
 def image_type(url: str) -> str:
