@@ -15,7 +15,7 @@ from importlib import resources
 from feeds.config import Settings
 from feeds.errors import Problem
 from feeds.jsonfeed import json_feed
-from feeds.markdown import render, summarize
+from feeds.markdown import first_paragraph, render, summarize
 from feeds.posts import Author, Post
 from feeds.select import select
 from feeds.taxonomy import Term, group_terms
@@ -30,6 +30,9 @@ FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
 # the max_age setting, like the main feeds.
 ARCHIVE_MAX_AGE = 7 * 24 * 3600
 MAX_CONTENT_BYTES = 9_000_000  # libxml2 refuses a text node over 10,000,000 bytes
+# A body too large to render gives its summary from the first paragraph of this many
+# characters: markdown-it's worst case is about 20 µs a character.
+SUMMARY_SOURCE_CHARS = 8192
 
 Memo = Callable[[Hashable, Callable[[], bytes]], bytes]
 
@@ -68,24 +71,44 @@ class Build:
     files_read: int
     used: int
     held_back: int
-    problems: tuple[Problem, ...]
+    problems: tuple[Problem, ...]  # of posts left out, and of posts that lost their content
     next_release: dt.datetime | None
     # What the output budgets left out (max_term_entry_bytes, max_term_feeds,
     # max_term_bytes), one line each; the posts themselves are all used.
     cuts: tuple[str, ...] = ()
+    degraded: frozenset[str] = frozenset()  # posts in the feeds without their content, by path
 
     @property
     def skipped(self) -> int:
-        return len({problem.path for problem in self.problems})
+        """How many files were left out (a post that only lost its content is not)."""
+        return len({problem.path for problem in self.problems} - self.degraded)
 
 
-def make_item(post: Post, body: str) -> Item:
-    """`post` with its Markdown `body` rendered and its summary decided. HTML that would
-    pass libxml2's 10 MB limit on one text node once escaped into XML, which readers
-    refuse, is left out: the entry keeps its summary and its link."""
+def make_item(post: Post, body: str, max_render_bytes: int = Settings.max_render_bytes) -> Item:
+    """`post` with its Markdown `body` rendered and its summary decided.
+
+    A body over `max_render_bytes` is not rendered (markdown-it takes seconds on some
+    texts of a few hundred KB), and HTML that would pass libxml2's 10 MB limit on one
+    text node once escaped into XML, which readers refuse, is left out: either way the
+    entry keeps its summary and its link, and says why in a problem.
+    """
+    size = len(body.encode())
+    if size > max_render_bytes:
+        summary = post.summary or shorten(first_paragraph(body, SUMMARY_SOURCE_CHARS)) or post.title
+        reason = f"{size} bytes, over max_render_bytes ({max_render_bytes})"
+        return without_content(post, summary, reason)
     rendered = render(body, post.permalink)
-    html = rendered.html if _escaped_size(rendered.html) <= MAX_CONTENT_BYTES else ""
-    return Item(post, html, post.summary or summarize(rendered, post.title))
+    summary = post.summary or summarize(rendered, post.title)
+    if _escaped_size(rendered.html) > MAX_CONTENT_BYTES:
+        reason = f"the HTML is over {MAX_CONTENT_BYTES} bytes once escaped into XML"
+        return without_content(post, summary, reason)
+    return Item(post, rendered.html, summary)
+
+
+def without_content(post: Post, summary: str, reason: str) -> Item:
+    """The entry of a post whose body cannot be shown: its summary and link only."""
+    problem = Problem(post.source, "content", f"left out of the feeds, the entry keeps its summary: {reason}")
+    return Item(post, "", summary, (problem,))
 
 
 def _escaped_size(html: str) -> int:
@@ -131,7 +154,14 @@ def build(
     bytes of a document made before from the same inputs."""
     selection = select(posts, now)
     limit = settings.item_limit
-    items = tuple(itemize(post) for post in selection.posts[:limit])
+    item_problems: set[Problem] = set()
+
+    def noted(post: Post) -> Item:
+        item = itemize(post)
+        item_problems.update(item.problems)
+        return item
+
+    items = tuple(noted(post) for post in selection.posts[:limit])
     pages = archive_pages(selection.posts, limit)
     channel = site_channel(settings)
     site = FeedDocuments(
@@ -142,10 +172,10 @@ def build(
     )
     outputs = [Output(FEED_FILES[kind], getattr(site, kind), site.updated) for kind in FEED_FILES]
     outputs.append(Output(STYLESHEET_PATH.lstrip("/"), stylesheet(), None))
-    terms, term_outputs, cuts = _term_feeds(settings, group_terms(selection.posts), itemize, memo)
+    terms, term_outputs, cuts = _term_feeds(settings, group_terms(selection.posts), noted, memo)
     outputs.extend(term_outputs)
     for number, page in enumerate(pages, 1):
-        outputs.extend(_archive_outputs(settings, number, len(pages), page, itemize, memo))
+        outputs.extend(_archive_outputs(settings, number, len(pages), page, noted, memo))
     return Build(
         documents=site,
         outputs=tuple(outputs),
@@ -154,9 +184,10 @@ def build(
         files_read=files_read,
         used=len(selection.posts),
         held_back=selection.held_back,
-        problems=tuple(sorted([*problems, *selection.duplicates])),
+        problems=tuple(sorted([*problems, *selection.duplicates, *item_problems])),
         next_release=selection.next_release,
         cuts=cuts,
+        degraded=frozenset(problem.path for problem in item_problems),
     )
 
 

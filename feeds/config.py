@@ -47,6 +47,7 @@ class Settings:
     max_term_entry_bytes: int = 200_000
     max_term_feeds: int = 1000
     max_term_bytes: int = 200_000_000
+    max_render_bytes: int = 500_000
     poll_interval: float = 30.0
     max_age: int = 300
     empty_guard: bool = True
@@ -224,6 +225,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "max_term_entry_bytes": _integer,
     "max_term_feeds": _integer,
     "max_term_bytes": _integer,
+    "max_render_bytes": _integer,
     "poll_interval": _number,
     "max_age": _integer,
     "empty_guard": _boolean,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from functools import partial
 
-from feeds.build import Build, build, make_item
+from feeds.build import Build, build, make_item, without_content
 from feeds.config import Settings
 from feeds.errors import PostError, Problem
 from feeds.posts import Post, parse_post, post_body
@@ -136,7 +136,7 @@ class Pipeline:
 
         def item(post: Post) -> Item:
             if post not in items:
-                items[post] = self._items.get(post) or make_item(post, self._body(post))
+                items[post] = self._items.get(post) or self._item(post)
             return items[post]
 
         def memo(key: Hashable, make: Callable[[], bytes]) -> bytes:
@@ -160,6 +160,17 @@ class Pipeline:
         for cut in built.cuts:
             log.warning("cut %s", cut)
         return built
+
+    def _item(self, post: Post) -> Item:
+        """The post rendered; should that fail, its entry without content, and a problem.
+        Like a parse, a render that fails for a reason nobody foresaw (a bug, or a
+        library that cannot cope) costs one post its content, never the whole build."""
+        try:
+            return make_item(post, self._body(post), self.settings.max_render_bytes)
+        except Exception as error:
+            log.exception("unexpected error rendering %s", post.source)
+            reason = f"unexpected {type(error).__name__}: {brief(error)}"
+            return without_content(post, post.summary or post.title, reason)
 
     def run(self, now: dt.datetime, progress: Progress | None = None) -> Build:
         return self.build(self.read(progress), now)

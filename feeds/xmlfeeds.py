@@ -13,6 +13,8 @@ feedgen 1.0's source:
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feeds.dates import rfc822
+from feeds.errors import Problem
 from feeds.posts import Author, Post
 
 feedgen.feed.formatRFC2822 = rfc822
@@ -62,6 +65,31 @@ _IMAGE_TYPES = {
 }
 
 
+# RFC 3987 §2.2, the rules an Atom id needs (IRI = scheme ":" ihier-part ["?" iquery]
+# ["#" ifragment]), written out as one regular expression.
+_UCSCHAR = r"\xa0-\ud7ff\uf900-\ufdcf\ufdf0-\uffef" + "".join(
+    rf"\U{plane:04x}0000-\U{plane:04x}fffd" for plane in range(1, 14)
+)
+_UCSCHAR += r"\U000e1000-\U000efffd"
+_IPRIVATE = r"\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd"
+_PCT_ENCODED = r"%[0-9A-Fa-f]{2}"
+_UNRESERVED_SUB_DELIMS = rf"A-Za-z0-9\-._~{_UCSCHAR}!$&'()*+,;="
+_IPCHAR = rf"(?:[{_UNRESERVED_SUB_DELIMS}:@]|{_PCT_ENCODED})"
+_IRI = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.\-]*:"  # scheme
+    r"(?:"
+    rf"//(?:(?:[{_UNRESERVED_SUB_DELIMS}:]|{_PCT_ENCODED})*@)?"  # "//" [iuserinfo "@"]
+    rf"(?:\[(?P<literal>[^\]]*)\]|(?:[{_UNRESERVED_SUB_DELIMS}]|{_PCT_ENCODED})*)"  # ihost
+    rf"(?::[0-9]*)?(?:/{_IPCHAR}*)*"  # [":" port] ipath-abempty
+    rf"|(?!//)(?:{_IPCHAR}|/)*"  # ipath-absolute, ipath-rootless or ipath-empty
+    r")"
+    rf"(?:\?(?:{_IPCHAR}|[/?{_IPRIVATE}])*)?"  # "?" iquery
+    rf"(?:#(?:{_IPCHAR}|[/?])*)?"  # "#" ifragment
+)
+_IP_FUTURE = re.compile(r"v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+")
+_BIDI_FORMATTING = re.compile(r"[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 @dataclass(frozen=True)
 class Channel:
     """What a feed says about itself, whatever it lists."""
@@ -85,6 +113,9 @@ class Item:
     post: Post
     html: str
     summary: str
+    # Why the entry lost its content, if it did: the build reports these with the
+    # problems of the posts it left out.
+    problems: tuple[Problem, ...] = ()
 
 
 def image_type(url: str) -> str:
@@ -97,10 +128,37 @@ def image_type(url: str) -> str:
 
 
 def atom_id(post: Post) -> str:
-    """The post id as an IRI (RFC 4287 §4.2.6): ids that are not URIs get a stable UUID URN."""
-    if urlsplit(post.id).scheme:
-        return post.id
-    return uuid.uuid5(uuid.NAMESPACE_URL, post.id).urn
+    """The post id as an IRI (RFC 4287 §4.2.6): ids that are not IRIs get a stable UUID URN."""
+    return post.id if is_iri(post.id) else uuid.uuid5(uuid.NAMESPACE_URL, post.id).urn
+
+
+def is_iri(text: str) -> bool:
+    """Whether `text` is an absolute IRI by the grammar of RFC 3987 §2.2, bidirectional
+    formatting characters (§4.1) excluded, that Python's URL parser accepts too (it
+    refuses a host that NFKC turns into a delimiter, such as U+FF03, a fullwidth "#"). Never
+    raises, whatever the text."""
+    match = _IRI.fullmatch(text)
+    if match is None or _BIDI_FORMATTING.search(text):
+        return False
+    literal = match.group("literal")
+    if literal is not None and not _ip_literal(literal):
+        return False
+    try:
+        urlsplit(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _ip_literal(text: str) -> bool:
+    """RFC 3986 §3.2.2: an IPv6 address (no zone) or an IPvFuture between the brackets."""
+    if _IP_FUTURE.fullmatch(text):
+        return True
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return "%" not in text  # ipaddress accepts a zone id, which RFC 3986 does not
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
-"""Checks every generated document must pass: strict XML, feedparser with no bozo flag."""
+"""Checks every generated document must pass: strict XML, feedparser with no bozo flag,
+ids Atom accepts, and HTML content with nothing in it that could run in a reader."""
 
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,10 +44,67 @@ def check_documents(documents: FeedDocuments) -> tuple[Any, Any, dict[str, Any]]
     assert feed["version"] == "https://jsonfeed.org/version/1.1"
     ids = [entry.id for entry in rss.entries]
     assert len(ids) == len(set(ids)), "duplicate ids"
-    assert [e.id for e in atom.entries] == [e.id for e in rss.entries] or _non_uri_ids(rss)
+    assert len(atom.entries) == len(ids)
+    for given, atom_entry in zip(ids, atom.entries, strict=True):
+        # Atom carries the id as written, or a UUID URN made from it when it is no IRI.
+        assert atom_entry.id in (given, uuid.uuid5(uuid.NAMESPACE_URL, given).urn), (given, atom_entry.id)
+        assert looks_like_iri(atom_entry.id), atom_entry.id
     assert [item["id"] for item in feed["items"]] == ids
+    # The bytes as written, not feedparser's view: feedparser sanitises HTML itself.
+    contents = [
+        *(e.text or "" for e in strict_xml(documents.rss).iterfind("channel/item/content:encoded", NS)),
+        *(e.text or "" for e in strict_xml(documents.atom).iterfind("atom:entry/atom:content", NS)),
+        *(item.get("content_html", "") for item in feed["items"]),
+    ]
+    for html in contents:
+        assert unsafe_html(html) == [], html[:300]
     return rss, atom, feed
 
 
-def _non_uri_ids(rss: Any) -> bool:
-    return any(not urlsplit(entry.id).scheme for entry in rss.entries)
+# RFC 3987 excludes these from IRIs (besides controls, which XML already refuses).
+_NOT_IN_IRI = re.compile(r'[\s<>"{}|\\^`\u200e\u200f\u202a-\u202e]')
+
+
+def looks_like_iri(text: str) -> bool:
+    """A check independent of feeds.xmlfeeds: a scheme, no character IRIs exclude, and
+    brackets that the standard library's URL parser accepts."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
+    return bool(parts.scheme) and _NOT_IN_IRI.search(text) is None
+
+
+UNSAFE_ELEMENTS = frozenset(
+    {"applet", "base", "embed", "form", "frame", "frameset", "iframe", "input", "link", "math", "meta"}
+    | {"noscript", "object", "script", "style", "svg", "template", "textarea", "button", "select"}
+)
+URL_ATTRIBUTES = frozenset(
+    {"action", "background", "cite", "data", "dynsrc", "formaction", "href", "lowsrc", "poster", "src"}
+    | {"srcset", "xlink:href", "usemap", "codebase", "longdesc"}
+)
+SAFE_URL = re.compile(r"(?:https?://|mailto:)", re.IGNORECASE)
+
+
+def unsafe_html(html: str) -> list[str]:
+    """What in `html` could run script or load something a reader should not: unsafe
+    elements, comments, event handler attributes, URLs other than http(s) and mailto,
+    and CSS with functions in it. Empty for safe HTML."""
+    if not html.strip():
+        return []
+    root = etree.fromstring("<html><body>" + html, etree.HTMLParser(recover=True, huge_tree=True))
+    found = []
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            found.append(f"node {element!r}")
+            continue
+        if element.tag in UNSAFE_ELEMENTS:
+            found.append(f"<{element.tag}>")
+        for name, value in element.attrib.items():
+            if name.lower().startswith("on"):
+                found.append(f"<{element.tag} {name}>")
+            elif name.lower() in URL_ATTRIBUTES and not SAFE_URL.match(value):
+                found.append(f"<{element.tag} {name}={value!r}>")
+            elif name.lower() == "style" and "(" in value:
+                found.append(f"<{element.tag} style={value!r}>")
+    return found

@@ -1,5 +1,6 @@
 """Hostile input: generated posts never break a build, the YAML fast path agrees with
-PyYAML, and the cost of the worst posts stays bounded.
+PyYAML, generated HTML never reaches a reader unsanitised, and the cost of the worst
+posts stays bounded.
 
 The property tests are derandomized, so every run explores the same examples; each
 builds in a fresh temporary directory. The bounded-cost tests build in a subprocess
@@ -27,17 +28,19 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from feeds import yamlsubset
 from feeds.build import Build, FeedDocuments
 from feeds.config import Settings, load_settings
 from feeds.errors import PostError
+from feeds.markdown import render
 from feeds.pipeline import Pipeline
 from feeds.posts import MAX_TERM_LENGTH, MAX_TERMS, parse_post
 from feeds.text import clean
 
 from conftest import post_text
-from feedcheck import NS, check_documents, parsed, strict_xml
+from feedcheck import NS, check_documents, parsed, strict_xml, unsafe_html
 
 BASE_URL = "https://example.com"
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -156,6 +159,7 @@ def check_build(files: list[File]) -> Built:
         too_long = [str(p)[:200] for p in result.problems if len(str(p)) > MAX_PROBLEM_LENGTH]
         assert not too_long, f"problem messages over {MAX_PROBLEM_LENGTH} characters: {too_long}"
         for item in result.items:
+            assert unsafe_html(item.html) == [], (item.post.source, item.html[:300])
             data, sets_identity = built.files[item.post.source]
             if sets_identity is None:
                 sets_identity = bool(IDENTITY_TEXT.search(data))
@@ -268,6 +272,9 @@ BODY_SNIPPETS = (
     "[x](<> 'title') [y]: z\n\n[y]",
     "---\nnot front matter\n---",
     "\x00\x0b\x1f\x7f\x85\ufffe text",
+    "<html>",
+    "<!DOCTYPE html>",
+    "Text</body><body>",
 )
 bodies = st.one_of(
     st.lists(st.sampled_from(BODY_SNIPPETS), max_size=4).map("\n\n".join),
@@ -571,6 +578,87 @@ def test_problem_messages_stay_short(settings: Settings, front: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------
+# 1b. Rendering: no body, id or URL breaks a build, and no HTML reaches a reader unsafe
+
+# Pieces that libxml2's HTML parser, the allow-list and markdown-it each find hard:
+# document structure in a fragment, raw-text and foreign elements, event handlers,
+# obfuscated schemes, malformed URLs, entities of characters XML refuses, Markdown.
+HTML_PIECES = (
+    "<html>", "</html>", "<!DOCTYPE html>", "<body>", "</body>", "<body onload=x>", "<head>", "</head>",
+    "<p>", "</p>", "<div>", "</div>", "<table>", "<tr>", "<td>", "</td>", "</table>", "<li>",
+    "<script>", "</script>", "<style>", "</style>", "<title>", "<textarea>", "<xmp>", "<plaintext>",
+    "<noscript>", "</noscript>", "<template>", "<svg>", "</svg>", "<math>", "<frameset>", "<form>",
+    '<iframe src="data:text/html,x">', "<object data=x>", "<embed src=x>", "<input>", "<select>",
+    '<a href="javascript:alert(1)">', "<a href=' jav&#x61;\tscript&colon;x'>", '<a href="../rel/">',
+    '<a href="http://[">', "</a>", "<img src=x onerror=alert(1)>", '<img src="data:image/png;base64,AA">',
+    '<base href="javascript:/">', '<meta http-equiv=refresh content="0;url=javascript:x">',
+    '<p style="text-align:right;background:url(javascript:x)">', "<details open>", "<x-y onclick=1>",
+    "</x-y>", "<!--", "-->", "<![CDATA[", "]]>", '<?xml version="1.0" encoding="utf-8"?>', "<?", "?>",
+    "&#1;", "&#0;", "&#xD800;", "&colon;", "&amp;", "&", "<", ">", '"', "'", "=", " ", "\n", "\n\n",
+    "    ", "![", "[", "]", "(", ")", "*", "_", "`", "```", "[^1]", "\n[^1]: n", "|", "---", "> ", "- ",
+    "x", "text ", "\x00", "\u2028", "é", "\ud800",
+)  # fmt: skip
+html_bodies = st.one_of(
+    st.lists(st.sampled_from(HTML_PIECES), max_size=40).map("".join),
+    st.lists(st.one_of(st.sampled_from(HTML_PIECES), st.text(max_size=4)), max_size=30).map("".join),
+    st.text(max_size=200),
+)
+URL_PIECES = (
+    "http://", "https://", "a://", "urn:", "mailto:", "javascript:", "//", "[", "]", "::1", "v1.x", "%",
+    "%41", "%zz", "@", ":", "/", "?", "#", " ", "\t", "é", "\ue000", "\u200e", "\uff03", "\u2100", "x",
+    "example.com", "..", "\\", "'", "<", ">", "{", "|", "`", "1", "\x00",
+)  # fmt: skip
+url_like = st.one_of(
+    st.lists(st.sampled_from(URL_PIECES), min_size=1, max_size=12).map("".join),
+    st.text(max_size=30),
+)
+
+# The reported reproducers: each one failed the whole build.
+HTML_ONLY = b"---\ntitle: t\ndate: 2021-01-01\n---\n<html>\n"
+DOCTYPE_ONLY = b"---\ntitle: t\ndate: 2021-01-01\n---\n<!DOCTYPE html>\n"
+SECOND_BODY = b"---\ntitle: t\ndate: 2021-01-01\n---\nText</body><body>\n"
+BRACKET_ID = b'---\ntitle: t\ndate: 2021-01-01\nid: "http://["\n---\nBody.\n'
+BRACKET_GUID = b"---\ntitle: t\ndate: 2021-01-01\nguid: 'a://b]['\n---\nBody.\n"
+
+
+@settings(HOSTILE, max_examples=300)
+@given(html_bodies)
+@example("<html>")
+@example("<!DOCTYPE html>")
+@example("Text</body><body>")
+def test_any_body_renders_to_safe_html(body: str) -> None:
+    html = render(body, "https://example.com/posts/p/").html
+    assert unsafe_html(html) == [], html
+    assert clean(html) == html
+    element = etree.Element("content")
+    element.text = html  # lxml refuses text XML cannot carry
+    strict_xml(etree.tostring(element))
+
+
+@st.composite
+def html_and_url_posts(draw: st.DrawFn) -> File:
+    """Posts whose body is hostile HTML and whose ids and URLs are hostile text."""
+    lines = ["title: t", f"date: {draw(st.sampled_from(['2021-01-01', '1602734330', '2099-01-01']))}"]
+    for field in ("id", "guid", "permalink", "url", "image", "slug"):
+        if draw(st.integers(0, 2)) == 0:
+            lines.append(f"{field}: {json.dumps(draw(url_like))}")
+    if draw(st.booleans()):
+        lines.append("description: Given.")
+    text = "---\n" + "\n".join(lines) + "\n---\n" + draw(html_bodies)
+    return crlf_bom(text, False, draw(st.booleans())), None
+
+
+@HOSTILE
+@given(st.lists(st.one_of(html_and_url_posts(), good_posts()), min_size=1, max_size=6))
+@example([(HTML_ONLY, None), (DOCTYPE_ONLY, None), (SECOND_BODY, None)])
+@example([(BRACKET_ID, None), (BRACKET_GUID, None)])
+def test_hostile_html_ids_and_urls(files: list[File]) -> None:
+    built = check_build(files)
+    for result in (built.first, built.second):
+        assert all(not item.problems for item in result.items), [item.problems for item in result.items]
+
+
+# ---------------------------------------------------------------------------------------
 # 2. The YAML fast path answers what PyYAML answers, or nothing
 
 
@@ -835,7 +923,7 @@ CHILD = textwrap.dedent(
     content, empty, out = map(Path, sys.argv[1:4])
     config = load_settings(
         config_path=empty, environ={},
-        overrides={"content_dir": str(content), "base_url": "https://example.com"},
+        overrides={"content_dir": str(content), "base_url": "https://example.com", **json.loads(sys.argv[4])},
     )
     start = time.monotonic()
     result = Pipeline(config).run(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
@@ -866,9 +954,9 @@ class Bounded:
     cost: str  # wall-clock seconds and peak memory, for assertion messages
 
 
-def build_bounded(tmp_path: Path, files: dict[str, bytes]) -> Bounded:
-    """Builds `files` in a subprocess limited to 1 GiB of address space, and asserts it
-    exits 0 within the wall-clock limit."""
+def build_bounded(tmp_path: Path, files: dict[str, bytes], **overrides: object) -> Bounded:
+    """Builds `files` (with settings `overrides`) in a subprocess limited to 1 GiB of
+    address space, and asserts it exits 0 within the wall-clock limit."""
     content, out = tmp_path / "content", tmp_path / "out"
     content.mkdir()
     out.mkdir()
@@ -880,7 +968,7 @@ def build_bounded(tmp_path: Path, files: dict[str, bytes]) -> Bounded:
     start = time.monotonic()
     try:
         process = subprocess.run(
-            [sys.executable, "-c", CHILD, str(content), str(empty), str(out)],
+            [sys.executable, "-c", CHILD, str(content), str(empty), str(out), json.dumps(overrides)],
             cwd=REPO,
             capture_output=True,
             timeout=WALL_CLOCK_SECONDS,
@@ -941,7 +1029,8 @@ def test_bounded_longest_line_under_the_size_limit(tmp_path: Path) -> None:
     line = (unit * (4_900_000 // len(unit) + 1))[: 4_900_000 - len(head) - 1]
     data = (head + line + "\n").encode()
     assert 4_800_000 < len(data) < 5_000_000
-    built = build_bounded(tmp_path, {**GOOD_POSTS, "long.txt": data})
+    # Rendered whole when the settings allow it (by default, max_render_bytes stops it).
+    built = build_bounded(tmp_path, {**GOOD_POSTS, "long.txt": data}, max_render_bytes=5_000_000)
     assert built.report["sources"][0] == "long.txt", built.cost  # newest: rendered
     assert built.report["problems"] == [], built.cost
     check_documents(built.documents)
@@ -956,9 +1045,45 @@ def test_bounded_escaped_html_stays_parseable(tmp_path: Path) -> None:
     # 10,000,000 without XML_PARSE_HUGE: "Resource limit exceeded: Text node too long".
     # (One `&` fewer, 9,999,996 characters, parses.)
     data = b"---\ntitle: Ampersands\ndate: 2025-06-01\n---\n```\n" + b"&" * 1_999_995 + b"\n```\n"
-    built = build_bounded(tmp_path, {**GOOD_POSTS, "amp.txt": data})
+    built = build_bounded(tmp_path, {**GOOD_POSTS, "amp.txt": data}, max_render_bytes=5_000_000)
     assert built.report["sources"][0] == "amp.txt", built.cost
+    assert built.report["problems"] == [
+        "amp.txt: content: left out of the feeds, the entry keeps its summary: "
+        "the HTML is over 9000000 bytes once escaped into XML"
+    ]
     check_documents(built.documents)
+
+
+def test_bounded_pathological_markdown_over_max_render_bytes(tmp_path: Path) -> None:
+    # "![" costs markdown-it about 17 µs a character: rendered, this 4.9 MB post took
+    # about 80 s of every build that included it. Over max_render_bytes (500,000 by
+    # default) it is not rendered: the entry keeps its summary and link.
+    head = b"---\ntitle: Brackets\ndate: 2025-06-01\ndescription: Square ones.\n---\n"
+    data = head + b"![" * 2_450_000
+    built = build_bounded(tmp_path, {**GOOD_POSTS, "brackets.txt": data})
+    report = built.report
+    assert report["sources"][0] == "brackets.txt", built.cost
+    assert report["problems"] == [
+        "brackets.txt: content: left out of the feeds, the entry keeps its summary: "
+        "4900000 bytes, over max_render_bytes (500000)"
+    ], built.cost
+    assert (report["used"], report["skipped"]) == (3, 0), built.cost
+    rss, _, _ = check_documents(built.documents)
+    assert rss.entries[0].summary == "Square ones."
+    newest = strict_xml(built.documents.rss).find("channel/item")
+    assert newest is not None and newest.find("content:encoded", NS) is None
+
+
+def test_bounded_many_elements_under_max_render_bytes(tmp_path: Path) -> None:
+    # 160,000 paragraphs, just under the default limit: the allow-list pass must stay
+    # linear in the number of elements (lxml's len() walks the children; asking it for
+    # every new element made this take minutes).
+    data = b"---\ntitle: Paragraphs\ndate: 2025-06-01\n---\n" + b"a\n\n" * 160_000
+    built = build_bounded(tmp_path, {**GOOD_POSTS, "paragraphs.txt": data})
+    assert built.report["sources"][0] == "paragraphs.txt", built.cost
+    assert built.report["problems"] == [], built.cost
+    html = strict_xml(built.documents.rss).findtext("channel/item/content:encoded", namespaces=NS)
+    assert html is not None and html.count("<p>a</p>") == 160_000, built.cost
 
 
 def test_bounded_ten_thousand_tags(tmp_path: Path) -> None:
