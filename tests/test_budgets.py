@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from feeds.build import Build, FeedDocuments
-from feeds.config import Settings, load_settings
+from feeds.config import load_settings
 from feeds.errors import ConfigError
 from feeds.index import index_html
 from feeds.pipeline import Pipeline
@@ -152,11 +152,13 @@ def test_the_watcher_publishes_only_the_kept_term_feeds(
     assert "/tags/tag-0-1/" not in index and "/tags/shared/" in index
 
 
-def test_a_megabyte_post_in_forty_term_feeds_at_default_settings(
-    settings: Settings, write_post: WritePost
+def test_a_megabyte_post_in_forty_term_feeds_at_default_budgets(
+    make_settings: MakeSettings, write_post: WritePost
 ) -> None:
     # The reported case: 1,000,237 bytes whose HTML escapes to 8.9 MB, with 20 tags and 20
     # categories, wrote 124 files of 891 MB; each term feed now carries a short summary.
+    # The render limit is raised past the post, so that the budgets alone bound the output.
+    settings = make_settings(max_render_bytes=2_000_000)
     head = (
         "---\ntitle: Big\ndate: 1700000000\n"
         f"tags: [{', '.join(f't{i}' for i in range(20))}]\n"
@@ -177,6 +179,11 @@ def test_a_megabyte_post_in_forty_term_feeds_at_default_settings(
     assert sum(len(o.body) for o in built.outputs) < 25_000_000  # the site's feeds: 8.9 + 8.9 + 5 MB
     assert len(built.documents.rss) > 8_000_000  # the post's full text stays in the site's feeds
     assert [cut.split(",")[0] for cut in built.cuts] == ["big.md: content: 8901219 bytes as XML"]
+    # At every default, the render limit stops the post first: its summary, everywhere.
+    built = Pipeline(make_settings()).run(NOW)
+    assert len(built.outputs) == 124
+    assert sum(len(o.body) for o in built.outputs) < 1_000_000
+    assert [p.field for p in built.problems] == ["content"] and built.degraded == {"big.md"}
 
 
 def test_the_budgets_are_settings_checked_at_start(make_settings: MakeSettings, tmp_path: Path) -> None:
