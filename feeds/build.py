@@ -46,17 +46,15 @@ class FeedDocuments:
     rss: bytes
     atom: bytes
     json: bytes
-    updated: dt.datetime | None  # the newest entry's update time; None for an empty feed
 
 
 @dataclass(frozen=True)
 class Output:
-    """One file of a build: where it goes below the output folder, its bytes, the
-    newest entry it holds (HTTP Last-Modified) and how long it may be cached."""
+    """One file of a build: where it goes below the output folder, its bytes and how
+    long it may be cached (its Last-Modified is when the watcher first published them)."""
 
     path: str  # e.g. "rss.xml", "tags/c++/atom.xml", "archive/3/rss.xml"
     body: bytes
-    updated: dt.datetime | None
     max_age: int | None = None  # None: the max_age setting
 
 
@@ -168,10 +166,9 @@ def build(
         rss=rss(channel, items, _latest_archive(settings, len(pages), "rss")),
         atom=atom(channel, items, _latest_archive(settings, len(pages), "atom")),
         json=json_feed(channel, items),
-        updated=_newest(items),
     )
-    outputs = [Output(FEED_FILES[kind], getattr(site, kind), site.updated) for kind in FEED_FILES]
-    outputs.append(Output(STYLESHEET_PATH.lstrip("/"), stylesheet(), None))
+    outputs = [Output(FEED_FILES[kind], getattr(site, kind)) for kind in FEED_FILES]
+    outputs.append(Output(STYLESHEET_PATH.lstrip("/"), stylesheet()))
     terms, term_outputs, cuts = _term_feeds(settings, group_terms(selection.posts), noted, memo)
     outputs.extend(term_outputs)
     for number, page in enumerate(pages, 1):
@@ -222,7 +219,6 @@ def _term_feeds(
             Output(
                 folder + FEED_FILES[kind],
                 memo((kind, channel, items), partial(write, channel, items)),
-                _newest(items),
             )
             for kind, write in (("rss", rss), ("atom", atom), ("json", json_feed))
         ]
@@ -304,7 +300,7 @@ def _archive_outputs(
         paging = Paging(links=tuple(links), archive=True)
         body = memo((kind, channel, paging, items), partial(write, channel, items, paging))
         max_age = ARCHIVE_MAX_AGE if number < count else None
-        outputs.append(Output(f"archive/{number}/{FEED_FILES[kind]}", body, _newest(items), max_age))
+        outputs.append(Output(f"archive/{number}/{FEED_FILES[kind]}", body, max_age))
     return outputs
 
 
@@ -321,7 +317,3 @@ def _latest_archive(settings: Settings, count: int, kind: str) -> Paging:
 
 def _archive_url(settings: Settings, number: int, kind: str) -> str:
     return settings.url(f"/archive/{number}/{FEED_FILES[kind]}")
-
-
-def _newest(items: Sequence[Item]) -> dt.datetime | None:
-    return max((item.post.updated for item in items), default=None)

@@ -59,9 +59,7 @@ def test_an_entry_over_max_term_entry_bytes_carries_a_short_summary_in_term_feed
         assert b"Every word of the long text." not in body, path
         assert b"First paragraph, which is the summary." in body, path
     folder = "tags/tag-1-0/"
-    check_documents(
-        FeedDocuments(*(feeds[folder + name] for name in ("rss.xml", "atom.xml", "feed.json")), None)
-    )
+    check_documents(FeedDocuments(*(feeds[folder + name] for name in ("rss.xml", "atom.xml", "feed.json"))))
     shared = json.loads(feeds[folder + "feed.json"])
     assert [item["title"] for item in shared["items"]] == ["Post 2", "Post 1"]
     assert "content_html" in shared["items"][0] and "content_html" not in shared["items"][1]

@@ -33,7 +33,6 @@ def read_documents(out: Path) -> FeedDocuments:
         rss=(out / "rss.xml").read_bytes(),
         atom=(out / "atom.xml").read_bytes(),
         json=(out / "feed.json").read_bytes(),
-        updated=None,
     )
 
 

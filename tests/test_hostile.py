@@ -993,7 +993,6 @@ def build_bounded(tmp_path: Path, files: dict[str, bytes], **overrides: object) 
         rss=(out / "rss").read_bytes(),
         atom=(out / "atom").read_bytes(),
         json=(out / "json").read_bytes(),
-        updated=None,
     )
     return Bounded(report, documents, cost)
 

@@ -52,7 +52,7 @@ def test_term_keys(name: str, key: str | None) -> None:
 def term_documents(built: Build, folder: str) -> FeedDocuments:
     bodies = {output.path: output.body for output in built.outputs}
     return FeedDocuments(
-        bodies[folder + "rss.xml"], bodies[folder + "atom.xml"], bodies[folder + "feed.json"], None
+        bodies[folder + "rss.xml"], bodies[folder + "atom.xml"], bodies[folder + "feed.json"]
     )
 
 
