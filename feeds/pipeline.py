@@ -14,7 +14,6 @@ next (a one-shot build reports it as a problem).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -28,7 +27,7 @@ from functools import partial
 from feeds.build import Build, build, make_item, without_content
 from feeds.config import Settings
 from feeds.errors import PostError, Problem
-from feeds.posts import Post, parse_post, post_body
+from feeds.posts import Post, file_digest, parse_post, post_body
 from feeds.scan import FileChanging, SourceFile, read_source, scan
 from feeds.text import brief
 from feeds.xmlfeeds import Item
@@ -184,7 +183,7 @@ class Pipeline:
             data = read_source(file, self.settings.max_post_bytes) if file else None
         except (OSError, ValueError, FileChanging):
             data = None
-        if data is None or hashlib.blake2b(data, digest_size=16).hexdigest() != post.digest:
+        if data is None or file_digest(data) != post.digest:
             self._unread.add(post)  # the same digest as `parse_post` gives `Post.digest`
             return ""
         return post_body(data)

@@ -167,7 +167,7 @@ def parse_post(source: str, data: bytes, settings: Settings) -> Post:
     assert authors is not None and slug is not None
     return Post(
         source=source,
-        digest=hashlib.blake2b(data, digest_size=16).hexdigest(),
+        digest=file_digest(data),
         id=explicit_id or permalink,
         id_is_permalink=explicit_id is None,
         permalink=permalink,
@@ -181,6 +181,11 @@ def parse_post(source: str, data: bytes, settings: Settings) -> Post:
         categories=categories,
         draft=bool(draft) or published is False,
     )
+
+
+def file_digest(data: bytes) -> str:
+    """The digest a `Post` carries of its file's bytes: a body read again later must have it."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def post_body(data: bytes) -> str:
