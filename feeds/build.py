@@ -92,7 +92,7 @@ def make_item(post: Post, body: str, max_render_bytes: int = Settings.max_render
     """
     size = len(body.encode())
     if size > max_render_bytes:
-        summary = post.summary or shorten(first_paragraph(body, SUMMARY_SOURCE_CHARS)) or post.title
+        summary = post.summary or _head_summary(post, body)
         reason = f"{size} bytes, over max_render_bytes ({max_render_bytes})"
         return without_content(post, summary, reason)
     rendered = render(body, post.permalink)
@@ -101,6 +101,18 @@ def make_item(post: Post, body: str, max_render_bytes: int = Settings.max_render
         reason = f"the HTML is over {MAX_CONTENT_BYTES} bytes once escaped into XML"
         return without_content(post, summary, reason)
     return Item(post, rendered.html, summary)
+
+
+def summary_item(post: Post, body: Callable[[], str]) -> Item:
+    """`post`'s entry with its summary and no text (the `content = "summary"` setting).
+    Nothing is rendered whole: a post with a summary of its own is not even read
+    (`body` is not called), and otherwise the summary comes from the first paragraph of
+    the body's first SUMMARY_SOURCE_CHARS characters."""
+    return Item(post, "", post.summary or _head_summary(post, body()))
+
+
+def _head_summary(post: Post, body: str) -> str:
+    return shorten(first_paragraph(body, SUMMARY_SOURCE_CHARS)) or post.title
 
 
 def without_content(post: Post, summary: str, reason: str) -> Item:
@@ -135,6 +147,8 @@ def _channel(settings: Settings, prefix: str, title: str, description: str) -> C
         atom_url=settings.url(prefix + FEED_FILES["atom"]),
         json_url=settings.url(prefix + FEED_FILES["json"]),
         hub=settings.websub_hub,
+        icon=settings.icon,
+        logo=settings.logo,
     )
 
 

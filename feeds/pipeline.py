@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from functools import partial
 
-from feeds.build import Build, build, make_item, without_content
+from feeds.build import Build, build, make_item, summary_item, without_content
 from feeds.config import Settings
 from feeds.errors import PostError, Problem
 from feeds.posts import Post, parse_post, post_body
@@ -166,6 +166,8 @@ class Pipeline:
         Like a parse, a render that fails for a reason nobody foresaw (a bug, or a
         library that cannot cope) costs one post its content, never the whole build."""
         try:
+            if self.settings.content == "summary":
+                return summary_item(post, partial(self._body, post))
             return make_item(post, self._body(post), self.settings.max_render_bytes)
         except Exception as error:
             log.exception("unexpected error rendering %s", post.source)
