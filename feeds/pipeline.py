@@ -73,11 +73,13 @@ class Reading:
 
 class Pipeline:
     """`settle_ns` > 0 (the watcher) leaves files modified that recently, or changing
-    while read, for a later poll; 0 (a one-shot build) reports the latter as problems."""
+    while read, for a later poll; 0 (a one-shot build) reports the latter as problems.
+    `pages` adds the HTML page of each feed's folder, which only the service serves."""
 
-    def __init__(self, settings: Settings, settle_ns: int = 0) -> None:
+    def __init__(self, settings: Settings, settle_ns: int = 0, pages: bool = False) -> None:
         self.settings = settings
         self.settle_ns = settle_ns
+        self.pages = pages  # make the browser page of each feed's folder too (the service)
         self._committed: Reading | None = None
         self._items: dict[Post, Item] = {}
         self._documents: dict[Hashable, bytes] = {}
@@ -146,7 +148,8 @@ class Pipeline:
 
         while True:
             self._sources, self._unread = reading.files, set()
-            built = build(reading.posts, reading.problems, reading.files_read, now, self.settings, item, memo)
+            posts, problems, files_read = reading.posts, reading.problems, reading.files_read
+            built = build(posts, problems, files_read, now, self.settings, item, memo, self.pages)
             if not self._unread:
                 break
             # A body changed after it was parsed: what was made from it is dropped, and
