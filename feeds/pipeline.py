@@ -142,9 +142,12 @@ class Pipeline:
             return items[post]
 
         def memo(key: Hashable, make: Callable[[], bytes]) -> bytes:
-            if key not in documents:
-                documents[key] = self._documents[key] if key in self._documents else make()
-            return documents[key]
+            # Keys hold whole tuples of items, so each lookup hashes them all: look up once.
+            found = documents.get(key)
+            if found is None:
+                found = self._documents.get(key)
+                documents[key] = found = make() if found is None else found
+            return found
 
         while True:
             self._sources, self._unread = reading.files, set()
