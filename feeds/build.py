@@ -14,6 +14,7 @@ from importlib import resources
 
 from feeds.config import Settings
 from feeds.errors import Problem
+from feeds.feedpage import PAGE_FILE, feed_page
 from feeds.jsonfeed import json_feed
 from feeds.markdown import first_paragraph, render, summarize
 from feeds.posts import Author, Post
@@ -92,7 +93,7 @@ def make_item(post: Post, body: str, max_render_bytes: int = Settings.max_render
     """
     size = len(body.encode())
     if size > max_render_bytes:
-        summary = post.summary or shorten(first_paragraph(body, SUMMARY_SOURCE_CHARS)) or post.title
+        summary = post.summary or _head_summary(post, body)
         reason = f"{size} bytes, over max_render_bytes ({max_render_bytes})"
         return without_content(post, summary, reason)
     rendered = render(body, post.permalink)
@@ -101,6 +102,18 @@ def make_item(post: Post, body: str, max_render_bytes: int = Settings.max_render
         reason = f"the HTML is over {MAX_CONTENT_BYTES} bytes once escaped into XML"
         return without_content(post, summary, reason)
     return Item(post, rendered.html, summary)
+
+
+def summary_item(post: Post, body: Callable[[], str]) -> Item:
+    """`post`'s entry with its summary and no text (the `content = "summary"` setting).
+    Nothing is rendered whole: a post with a summary of its own is not even read
+    (`body` is not called), and otherwise the summary comes from the first paragraph of
+    the body's first SUMMARY_SOURCE_CHARS characters."""
+    return Item(post, "", post.summary or _head_summary(post, body()))
+
+
+def _head_summary(post: Post, body: str) -> str:
+    return shorten(first_paragraph(body, SUMMARY_SOURCE_CHARS)) or post.title
 
 
 def without_content(post: Post, summary: str, reason: str) -> Item:
@@ -135,6 +148,8 @@ def _channel(settings: Settings, prefix: str, title: str, description: str) -> C
         atom_url=settings.url(prefix + FEED_FILES["atom"]),
         json_url=settings.url(prefix + FEED_FILES["json"]),
         hub=settings.websub_hub,
+        icon=settings.icon,
+        logo=settings.logo,
     )
 
 
@@ -146,10 +161,13 @@ def build(
     settings: Settings,
     itemize: Callable[[Post], Item],
     memo: Memo = no_memo,
+    pages: bool = False,
 ) -> Build:
     """Builds every document; `itemize` makes the item of a post that reaches a feed
     (reading its body, or reusing an item rendered before), and `memo` may return the
-    bytes of a document made before from the same inputs."""
+    bytes of a document made before from the same inputs. With `pages`, each folder of
+    feeds also gets the HTML page that the service shows browsers (`feeds.feedpage`);
+    `feeds build` leaves them out, since a static host cannot choose them."""
     selection = select(posts, now)
     limit = settings.item_limit
     item_problems: set[Problem] = set()
@@ -160,19 +178,21 @@ def build(
         return item
 
     items = tuple(noted(post) for post in selection.posts[:limit])
-    pages = archive_pages(selection.posts, limit)
+    archive = archive_pages(selection.posts, limit)
     channel = site_channel(settings)
     site = FeedDocuments(
-        rss=rss(channel, items, _latest_archive(settings, len(pages), "rss")),
-        atom=atom(channel, items, _latest_archive(settings, len(pages), "atom")),
+        rss=rss(channel, items, _latest_archive(settings, len(archive), "rss")),
+        atom=atom(channel, items, _latest_archive(settings, len(archive), "atom")),
         json=json_feed(channel, items),
     )
     outputs = [Output(FEED_FILES[kind], getattr(site, kind)) for kind in FEED_FILES]
+    if pages:
+        outputs.append(Output(PAGE_FILE, feed_page(channel, items)))
     outputs.append(Output(STYLESHEET_PATH.lstrip("/"), stylesheet()))
-    terms, term_outputs, cuts = _term_feeds(settings, group_terms(selection.posts), noted, memo)
+    terms, term_outputs, cuts = _term_feeds(settings, group_terms(selection.posts), noted, memo, pages)
     outputs.extend(term_outputs)
-    for number, page in enumerate(pages, 1):
-        outputs.extend(_archive_outputs(settings, number, len(pages), page, noted, memo))
+    for number, archived in enumerate(archive, 1):
+        outputs.extend(_archive_outputs(settings, number, len(archive), archived, noted, memo, pages))
     return Build(
         documents=site,
         outputs=tuple(outputs),
@@ -189,7 +209,7 @@ def build(
 
 
 def _term_feeds(
-    settings: Settings, terms: Sequence[Term], itemize: Callable[[Post], Item], memo: Memo
+    settings: Settings, terms: Sequence[Term], itemize: Callable[[Post], Item], memo: Memo, pages: bool
 ) -> tuple[tuple[Term, ...], list[Output], tuple[str, ...]]:
     """The feeds of the tags and categories that fit the budgets, the terms they serve
     (by kind and key) and what was cut. Every post may name 100 terms, each a feed of
@@ -197,7 +217,8 @@ def _term_feeds(
     max_term_entry_bytes carries a short summary here, and terms are taken by most
     posts first (ties by kind and key) until max_term_feeds or max_term_bytes would be
     passed; the rest have no feeds. Sizes come from the bytes, so the cut is the same
-    for the same content."""
+    for the same content. The pages (with `pages`) are not counted: the cut must not
+    depend on them, and each is smaller than its feeds."""
     limit = settings.item_limit
     ranked = sorted(terms, key=lambda term: (-len(term.posts), term.kind, term.key))
     kept: list[tuple[Term, list[Output]]] = []
@@ -227,6 +248,9 @@ def _term_feeds(
             over = f"max_term_bytes ({settings.max_term_bytes})"
             break
         total += size
+        if pages:
+            page = memo(("page", channel, items), partial(feed_page, channel, items))
+            term_outputs.append(Output(folder + PAGE_FILE, page))
         kept.append((term, term_outputs))
     kept.sort(key=lambda pair: (pair[0].kind, pair[0].key))
     served = {post.source for term, _ in kept for post in term.posts[:limit]}
@@ -283,10 +307,15 @@ def _archive_outputs(
     page: tuple[Post, ...],
     itemize: Callable[[Post], Item],
     memo: Memo,
+    pages: bool,
 ) -> list[Output]:
     # Archive entries carry their summaries, not their whole text: rendering the whole
     # history of a large site at every cold build would cost seconds.
     items = tuple(_summary_item(post, itemize) for post in reversed(page))
+    channel = _channel(
+        settings, f"/archive/{number}/", f"{settings.title} (archive {number})", settings.description
+    )
+    max_age = ARCHIVE_MAX_AGE if number < count else None
     outputs = []
     for kind, write in (("rss", rss), ("atom", atom)):
         links = [("current", settings.url(FEED_FILES[kind]))]
@@ -294,13 +323,13 @@ def _archive_outputs(
             links.append(("prev-archive", _archive_url(settings, number - 1, kind)))
         if number < count:
             links.append(("next-archive", _archive_url(settings, number + 1, kind)))
-        channel = _channel(
-            settings, f"/archive/{number}/", f"{settings.title} (archive {number})", settings.description
-        )
         paging = Paging(links=tuple(links), archive=True)
         body = memo((kind, channel, paging, items), partial(write, channel, items, paging))
-        max_age = ARCHIVE_MAX_AGE if number < count else None
         outputs.append(Output(f"archive/{number}/{FEED_FILES[kind]}", body, max_age))
+    if pages:
+        current = site_channel(settings)
+        body = memo(("page", channel, items, current), partial(feed_page, channel, items, current))
+        outputs.append(Output(f"archive/{number}/{PAGE_FILE}", body, max_age))
     return outputs
 
 

@@ -51,6 +51,12 @@ class Representation:
     # What a browser's page request gets (see `wants_page`): browsers show
     # application/rss+xml as plain text, but apply the feed's XSLT to application/xml.
     browser: Relabelled | None = None
+    # The feed's HTML page, another document with its own bytes and validators, that a
+    # browser's navigation gets (see `navigates`).
+    page: Representation | None = None
+    # The request headers that choose among these answers: every answer of the resource
+    # names them all, whichever it is (RFC 9110 §12.5.5).
+    vary: str = "Accept-Encoding"
 
     @classmethod
     def of(
@@ -61,6 +67,7 @@ class Representation:
         max_age: int,
         gzip_body: bytes | None = None,
         browser_type: str | None = None,
+        page: Representation | None = None,
     ) -> Representation:
         # Every tag derives from the identity bytes, so every instance agrees on them
         # even where zlib versions would compress the same bytes differently.
@@ -81,6 +88,12 @@ class Representation:
             last_modified=last_modified.replace(microsecond=0) if last_modified else None,
             cache_control=f"public, max-age={max_age}",
             browser=browser,
+            page=page,
+            vary=", ".join(
+                (["Accept"] if browser else [])
+                + ["Accept-Encoding"]
+                + (["Sec-Fetch-Dest", "Sec-Fetch-Mode"] if page else [])
+            ),
         )
 
 
@@ -89,6 +102,7 @@ class Answer:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    content_type: str  # of the representation chosen, on a 304 too (which carries none)
 
 
 def compress(body: bytes) -> bytes:
@@ -103,9 +117,14 @@ def answer(
     if_modified_since: str | None = None,
     accept_encoding: str | None = None,
     accept: str | None = None,
+    sec_fetch_mode: str | None = None,
+    sec_fetch_dest: str | None = None,
 ) -> Answer:
     """The answer to a GET of `representation` given the request's headers (for HEAD,
     the server sends the same status and headers and drops the body)."""
+    vary = representation.vary
+    if representation.page is not None and navigates(sec_fetch_mode, sec_fetch_dest):
+        representation = representation.page
     chosen: Representation | Relabelled = representation
     if representation.browser is not None and accept and wants_page(accept, representation.content_type):
         chosen = representation.browser
@@ -115,13 +134,13 @@ def answer(
     headers = [
         ("ETag", variant.etag),
         ("Cache-Control", representation.cache_control),
-        ("Vary", "Accept, Accept-Encoding" if representation.browser else "Accept-Encoding"),
+        ("Vary", vary),
     ]
     last_modified = representation.last_modified
     if not_modified(variant.etag, last_modified, if_none_match, if_modified_since):
         if last_modified:
             headers.append(("Last-Modified", http_date(last_modified)))
-        return Answer(304, headers, b"")
+        return Answer(304, headers, b"", chosen.content_type)
     since = parse_http_date(if_modified_since) if if_modified_since else None
     # New bytes whose date is not after the one the client sent (a date another instance
     # published): libcurl's time condition (newsboat) would throw the body away, so the
@@ -132,7 +151,7 @@ def answer(
     headers.append(("Content-Length", str(len(variant.body))))
     if variant.encoding:
         headers.append(("Content-Encoding", variant.encoding))
-    return Answer(200, headers, variant.body)
+    return Answer(200, headers, variant.body, chosen.content_type)
 
 
 def not_modified(
@@ -171,6 +190,14 @@ def wants_page(accept: str, feed_type: str) -> bool:
     named = any(value.partition(";")[0].strip().lower() == "text/html" for value, _ in ranges)
     html = ranges.quality("text/html")
     return named and html > 0 and html >= ranges.quality(feed_type.partition(";")[0].strip())
+
+
+def navigates(sec_fetch_mode: str | None, sec_fetch_dest: str | None) -> bool:
+    """Whether the request is a browser's top-level navigation (Fetch Metadata:
+    `Sec-Fetch-Mode: navigate` and `Sec-Fetch-Dest: document`), which every current
+    browser sends when a person opens a URL, and no feed reader, `fetch()` call
+    (`cors`/`empty`) or frame (`iframe`) sends. The values are lowercase tokens."""
+    return (sec_fetch_mode or "").strip() == "navigate" and (sec_fetch_dest or "").strip() == "document"
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:

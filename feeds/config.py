@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import string
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feeds.errors import ConfigError
@@ -24,6 +25,10 @@ ENV_PREFIX = "FEEDS_"
 # Variables with the prefix that are not settings but are read all the same.
 ENV_OTHERS = frozenset({"FEEDS_CONFIG"})
 PERMALINK_FIELDS = frozenset({"slug", "year", "month", "day"})
+CONTENT_MODES = ("full", "summary")
+# A host, with its port, as CSP host-source allows it (no userinfo, ASCII only), or an
+# IP literal in brackets.
+_CSP_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,11 @@ class Settings:
     max_term_feeds: int = 1000
     max_term_bytes: int = 200_000_000
     max_render_bytes: int = 500_000
+    content: str = "full"  # or "summary": entries carry their summaries, never their text
+    # The site's square icon and wide logo: absolute http(s) URLs once loaded (a path
+    # given in the settings is made absolute against base_url), or empty for none.
+    icon: str = ""
+    logo: str = ""
     poll_interval: float = 30.0
     max_age: int = 300
     empty_guard: bool = True
@@ -140,6 +150,13 @@ def _log_format(key: str, value: object) -> str:
     return text
 
 
+def _content(key: str, value: object) -> str:
+    text = _text(key, value).strip().lower()
+    if text not in CONTENT_MODES:
+        raise ConfigError(key, f"expected 'full' or 'summary', got {text!r}")
+    return text
+
+
 def _http_url(key: str, text: str) -> SplitResult:
     """The parts of an absolute http(s) URL; ConfigError naming `key` otherwise."""
     try:
@@ -168,6 +185,41 @@ def _optional_url(key: str, value: object) -> str:
     if text:
         _http_url(key, text)
     return text
+
+
+def _image(key: str, value: object) -> str:
+    """An absolute http(s) URL, or a path below base_url (made absolute by
+    `load_settings`, which knows base_url), or empty for none."""
+    text = _text(key, value).strip()
+    if not text:
+        return ""
+    if text.startswith("/") and not text.startswith("//"):
+        if any(c.isspace() or not c.isprintable() for c in text) or "\\" in text:
+            raise ConfigError(key, f"must not contain spaces, control characters or '\\', got {text!r}")
+        # Browsers read %2e as a dot in a path (WHATWG URL), so those steps count too.
+        if any(unquote(part) in (".", "..") for part in urlsplit(text).path.split("/")):
+            raise ConfigError(key, f"must be a path below base_url, without '.' or '..' steps, got {text!r}")
+        return text
+    if "://" not in text:
+        raise ConfigError(key, f"must be an absolute http(s) URL or a path starting with '/', got {text!r}")
+    _check_image_url(key, text)
+    return text
+
+
+def _check_image_url(key: str, text: str) -> None:
+    """`text` is an absolute http(s) URL whose host a Content-Security-Policy can name:
+    the pages that show the icon allow images from its origin alone (`image_origin`)."""
+    parts = _http_url(key, text)
+    if "@" in parts.netloc:
+        raise ConfigError(key, f"must not contain a user name or password, got {text!r}")
+    if not _CSP_HOST.fullmatch(parts.netloc):
+        raise ConfigError(key, f"needs an ASCII host name (an IDN in its xn-- form), got {text!r}")
+
+
+def image_origin(url: str) -> str:
+    """The origin of an icon or logo URL checked by the settings, as a CSP source."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _permalink(key: str, value: object) -> str:
@@ -226,6 +278,9 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "max_term_feeds": _integer,
     "max_term_bytes": _integer,
     "max_render_bytes": _integer,
+    "content": _content,
+    "icon": _image,
+    "logo": _image,
     "poll_interval": _number,
     "max_age": _integer,
     "empty_guard": _boolean,
@@ -307,4 +362,14 @@ def load_settings(
     content_dir = settings.content_dir.absolute()
     if not content_dir.is_dir():
         raise ConfigError("content_dir", f"{str(content_dir)!r} is not an existing directory")
-    return Settings(**{**values, "content_dir": content_dir})
+    images = {key: _absolute(settings, key) for key in ("icon", "logo")}
+    return Settings(**{**values, "content_dir": content_dir, **images})
+
+
+def _absolute(settings: Settings, key: str) -> str:
+    """The `icon` or `logo` setting as an absolute URL: a path is taken below base_url."""
+    value: str = getattr(settings, key)
+    if value.startswith("/"):
+        value = settings.url(value)
+        _check_image_url(key, value)
+    return value

@@ -53,7 +53,7 @@ def index_html(settings: Settings, items: Sequence[Item], terms: Sequence[Term] 
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
-{newline.join(discovery)}
+{icon_link(settings.icon)}{newline.join(discovery)}
 <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem}}
 time{{color:#666;margin-left:.5rem}}</style>
 </head>
@@ -70,6 +70,11 @@ time{{color:#666;margin-left:.5rem}}</style>
 </html>
 """
     return page.encode("utf-8")
+
+
+def icon_link(icon: str) -> str:
+    """The `<link rel="icon">` line of a page, or nothing without an icon."""
+    return f'<link rel="icon" href="{escape(icon)}">\n' if icon else ""
 
 
 def _feed_links(settings: Settings, prefix: str) -> str:

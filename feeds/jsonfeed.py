@@ -24,6 +24,11 @@ def json_feed(channel: Channel, items: Sequence[Item]) -> bytes:
         "authors": [_author(channel.author)],
         "items": [_item(item) for item in items],
     }
+    if channel.icon:
+        # JSON Feed 1.1 wants both square: a large `icon` and a small `favicon`; the
+        # site's one square image serves as both (a wide logo fits neither).
+        document["icon"] = channel.icon
+        document["favicon"] = channel.icon
     if channel.hub:
         document["hubs"] = [{"type": "WebSub", "url": channel.hub}]
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

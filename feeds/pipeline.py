@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from functools import partial
 
-from feeds.build import Build, build, make_item, without_content
+from feeds.build import Build, build, make_item, summary_item, without_content
 from feeds.config import Settings
 from feeds.errors import PostError, Problem
 from feeds.posts import Post, file_digest, parse_post, post_body
@@ -72,11 +72,13 @@ class Reading:
 
 class Pipeline:
     """`settle_ns` > 0 (the watcher) leaves files modified that recently, or changing
-    while read, for a later poll; 0 (a one-shot build) reports the latter as problems."""
+    while read, for a later poll; 0 (a one-shot build) reports the latter as problems.
+    `pages` adds the HTML page of each feed's folder, which only the service serves."""
 
-    def __init__(self, settings: Settings, settle_ns: int = 0) -> None:
+    def __init__(self, settings: Settings, settle_ns: int = 0, pages: bool = False) -> None:
         self.settings = settings
         self.settle_ns = settle_ns
+        self.pages = pages  # make the browser page of each feed's folder too (the service)
         self._committed: Reading | None = None
         self._items: dict[Post, Item] = {}
         self._documents: dict[Hashable, bytes] = {}
@@ -139,13 +141,17 @@ class Pipeline:
             return items[post]
 
         def memo(key: Hashable, make: Callable[[], bytes]) -> bytes:
-            if key not in documents:
-                documents[key] = self._documents[key] if key in self._documents else make()
-            return documents[key]
+            # Keys hold whole tuples of items, so each lookup hashes them all: look up once.
+            found = documents.get(key)
+            if found is None:
+                found = self._documents.get(key)
+                documents[key] = found = make() if found is None else found
+            return found
 
         while True:
             self._sources, self._unread = reading.files, set()
-            built = build(reading.posts, reading.problems, reading.files_read, now, self.settings, item, memo)
+            posts, problems, files_read = reading.posts, reading.problems, reading.files_read
+            built = build(posts, problems, files_read, now, self.settings, item, memo, self.pages)
             if not self._unread:
                 break
             # A body changed after it was parsed: what was made from it is dropped, and
@@ -165,6 +171,8 @@ class Pipeline:
         Like a parse, a render that fails for a reason nobody foresaw (a bug, or a
         library that cannot cope) costs one post its content, never the whole build."""
         try:
+            if self.settings.content == "summary":
+                return summary_item(post, partial(self._body, post))
             return make_item(post, self._body(post), self.settings.max_render_bytes)
         except Exception as error:
             log.exception("unexpected error rendering %s", post.source)

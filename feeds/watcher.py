@@ -71,7 +71,7 @@ class Watcher:
         self.clock = clock
         self.publisher = publisher
         self.metrics = metrics
-        self.pipeline = Pipeline(settings, settle_ns)
+        self.pipeline = Pipeline(settings, settle_ns, pages=True)
         self.settling: tuple[str, ...] = ()  # files being written, to look at again soon
         self.retry = True  # the first poll always builds
         self.next_release: dt.datetime | None = None

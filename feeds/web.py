@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response
 
 from feeds.caching import Representation, answer
-from feeds.config import Settings, load_settings
+from feeds.config import Settings, image_origin, load_settings
+from feeds.feedpage import PAGE_FILE, page_path
 from feeds.metrics import Metrics, for_process
 from feeds.published import PublishedStore, UnsafeStateError, default_state_dir, generation_number
 from feeds.taxonomy import KINDS, term_key
@@ -36,6 +37,8 @@ CONTENT_TYPES = {
     "feed.xsl": "text/xsl; charset=utf-8",
 }
 XML_FEED_TYPES = frozenset({CONTENT_TYPES["rss.xml"], CONTENT_TYPES["atom.xml"]})
+# Feeds that a browser's navigation sees as their folder's HTML page (feeds.feedpage).
+PAGED_TYPES = XML_FEED_TYPES | {CONTENT_TYPES["feed.json"]}
 BROWSER_TYPE = "application/xml; charset=utf-8"
 # Paths that exist before the first build: until then they answer 503, not 404.
 CORE_PATHS = frozenset({"/rss.xml", "/atom.xml", "/feed.json", "/"})
@@ -53,6 +56,12 @@ HEALTH_KEYS = ("status", "last_attempt", "last_success", "generation", "posts_us
 HEALTH_DETAIL_KEYS = ("last_error", "skipped")
 
 log = logging.getLogger("feeds.web")
+
+
+def html_policy(settings: Settings) -> str:
+    """HTML_POLICY, letting the pages load the site's icon: browsers apply `img-src`
+    to the icon a page links (Chromium blocks it under `default-src 'none'`)."""
+    return f"{HTML_POLICY}; img-src {image_origin(settings.icon)}" if settings.icon else HTML_POLICY
 
 
 def route_of(file_name: str) -> str:
@@ -86,7 +95,9 @@ class Snapshots:
         self.max_age = max_age
         self._name: str | None = None
         self._files: Mapping[str, Mapping[str, Any]] = {}  # route -> file name and metadata
+        self._pages: Mapping[str, Mapping[str, Any]] = {}  # page file name -> metadata
         self._representations: dict[str, Representation] = {}
+        self._page_representations: dict[str, Representation] = {}  # shared by a folder's feeds
         self._lock = threading.Lock()
 
     def representation(self, path: str) -> Representation | None:
@@ -122,6 +133,7 @@ class Snapshots:
 
     def _switch(self, name: str | None) -> None:
         files: Mapping[str, Mapping[str, Any]] = {}
+        pages: Mapping[str, Mapping[str, Any]] = {}
         if name is not None:
             described = self.store.read_meta(name).get("files", {})
             files = {
@@ -129,7 +141,13 @@ class Snapshots:
                 for file_name, about in described.items()
                 if file_name.rpartition("/")[2] in CONTENT_TYPES
             }
-        self._files, self._representations, self._name = files, {}, name
+            pages = {
+                file_name: about
+                for file_name, about in described.items()
+                if file_name.rpartition("/")[2] == PAGE_FILE
+            }
+        self._files, self._pages, self._name = files, pages, name
+        self._representations, self._page_representations = {}, {}
 
     def _representation(self, path: str) -> Representation | None:
         if path in self._representations:
@@ -139,17 +157,49 @@ class Snapshots:
             return None
         file_name = about["file"]
         content_type = CONTENT_TYPES[file_name.rpartition("/")[2]]
-        last_modified = about.get("last_modified")
-        representation = Representation.of(
-            self.store.read_file(self._name, file_name),
+        page = self._page(page_path(file_name)) if content_type in PAGED_TYPES else None
+        representation = self._read(
+            self._name,
+            file_name,
+            about,
             content_type,
-            dt.datetime.fromisoformat(last_modified) if last_modified else None,
-            about.get("max_age") or self.max_age,
-            gzip_body=self.store.read_file(self._name, file_name + ".gz"),
             browser_type=BROWSER_TYPE if content_type in XML_FEED_TYPES else None,
+            page=page,
         )
         self._representations[path] = representation
         return representation
+
+    def _page(self, file_name: str) -> Representation | None:
+        """The HTML page of a folder of feeds, read once for all of them; None when the
+        generation has none (one published before pages existed)."""
+        if file_name in self._page_representations:
+            return self._page_representations[file_name]
+        about = self._pages.get(file_name)
+        if about is None or self._name is None:
+            return None
+        page = self._read(self._name, file_name, about, HTML_TYPE)
+        self._page_representations[file_name] = page
+        return page
+
+    def _read(
+        self,
+        name: str,
+        file_name: str,
+        about: Mapping[str, Any],
+        content_type: str,
+        browser_type: str | None = None,
+        page: Representation | None = None,
+    ) -> Representation:
+        last_modified = about.get("last_modified")
+        return Representation.of(
+            self.store.read_file(name, file_name),
+            content_type,
+            dt.datetime.fromisoformat(last_modified) if last_modified else None,
+            about.get("max_age") or self.max_age,
+            gzip_body=self.store.read_file(name, file_name + ".gz"),
+            browser_type=browser_type,
+            page=page,
+        )
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -186,7 +236,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    app.wsgi_app = CachedFeeds(app.wsgi_app, snapshots, metrics)  # type: ignore[method-assign]
+    policy = html_policy(settings)
+    app.wsgi_app = CachedFeeds(app.wsgi_app, snapshots, metrics, policy)  # type: ignore[method-assign]
     return app
 
 
@@ -197,12 +248,20 @@ class CachedFeeds:
     (and Werkzeug's removal of Last-Modified from 304s, which RFC 9110 §15.4.5 allows
     and feed readers use). It also answers other methods on those paths (405) and the
     site's own feeds before the first build (503). Every other path goes to Flask.
+    HTML answers (the index, a feed's page) carry `policy` as Content-Security-Policy.
     """
 
-    def __init__(self, app: WSGIApplication, snapshots: Snapshots, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        app: WSGIApplication,
+        snapshots: Snapshots,
+        metrics: Metrics | None = None,
+        policy: str = HTML_POLICY,
+    ) -> None:
         self.app = app
         self.snapshots = snapshots
         self.metrics = metrics
+        self.policy = policy
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = canonical_path(environ.get("PATH_INFO", ""))
@@ -240,10 +299,12 @@ class CachedFeeds:
             if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
             accept_encoding=environ.get("HTTP_ACCEPT_ENCODING"),
             accept=environ.get("HTTP_ACCEPT"),
+            sec_fetch_mode=environ.get("HTTP_SEC_FETCH_MODE"),
+            sec_fetch_dest=environ.get("HTTP_SEC_FETCH_DEST"),
         )
         headers = [*result.headers, ("X-Content-Type-Options", "nosniff")]
-        if representation.content_type == HTML_TYPE:
-            headers.append(("Content-Security-Policy", HTML_POLICY))
+        if result.content_type == HTML_TYPE:
+            headers.append(("Content-Security-Policy", self.policy))
         start_response(_STATUS_LINES[result.status], headers)
         return [] if method == "HEAD" else [result.body]
 

@@ -104,6 +104,8 @@ class Channel:
     atom_url: str
     json_url: str
     hub: str = ""  # a WebSub hub that readers may subscribe through
+    icon: str = ""  # the site's square icon, an absolute URL
+    logo: str = ""  # the site's wide logo, an absolute URL
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,14 @@ def _generator(channel: Channel, items: Sequence[Item], self_url: str, self_type
     fg.language(channel.language)
     fg.author(_author(channel.author))
     fg.generator("feeds")
+    if self_type == RSS_TYPE:
+        _rss_image(fg, channel)
+    else:
+        # feedgen's logo() also sets the RSS image: this generator writes Atom only.
+        if channel.icon:
+            fg.icon(channel.icon)
+        if channel.logo:
+            fg.logo(channel.logo)
     # The RSS channel <link> is the last alternate link given, so it goes last.
     fg.link(href=self_url, rel="self", type=self_type)
     fg.link(href=channel.home_url, rel="alternate", type="text/html")
@@ -229,6 +239,15 @@ def _generator(channel: Channel, items: Sequence[Item], self_url: str, self_type
     for item in items:
         _add_entry(fg, item)
     return fg
+
+
+def _rss_image(fg: FeedGenerator, channel: Channel) -> None:
+    """RSS has one image, with the channel's title and link (RSS 2.0 requires both, and
+    says they should match the channel's). Readers show it beside the feed's name, as
+    a small square, so the icon goes there, and the logo only when there is no icon."""
+    image = channel.icon or channel.logo
+    if image:
+        fg.image(url=image, title=channel.title, link=channel.home_url)
 
 
 def _add_entry(fg: FeedGenerator, item: Item) -> None:

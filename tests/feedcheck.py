@@ -108,3 +108,33 @@ def unsafe_html(html: str) -> list[str]:
             elif name.lower() == "style" and "(" in value:
                 found.append(f"<{element.tag} style={value!r}>")
     return found
+
+
+# What a feed's HTML page (feeds.feedpage) may hold: text, links and its own styles.
+PAGE_ELEMENTS = frozenset(
+    {"html", "head", "meta", "title", "link", "style", "body", "h1", "h2", "p", "div", "strong"}
+    | {"ul", "li", "code", "a", "time"}
+)
+
+
+def check_page(data: bytes) -> list[tuple[str, str]]:
+    """Checks a feed's page: UTF-8, only the elements the page writes (so no value from a
+    post became markup), one style element and links only in the head, no event
+    handlers, http(s) URLs only. Returns the (href, text) of each entry's link."""
+    text = data.decode("utf-8")
+    assert text.startswith("<!doctype html>\n")
+    root = etree.fromstring(data, etree.HTMLParser(recover=False, encoding="utf-8", huge_tree=True))
+    assert root is not None and root.tag == "html"
+    elements = [element for element in root.iter() if isinstance(element.tag, str)]
+    assert {element.tag for element in elements} <= PAGE_ELEMENTS, {e.tag for e in elements} - PAGE_ELEMENTS
+    assert len(root.findall("head/style")) == 1 and len(root.findall(".//style")) == 1
+    assert all(link.getparent().tag == "head" for link in root.iter("link"))
+    assert all(link.get("rel") in ("icon", "alternate") for link in root.iter("link"))
+    for element in elements:
+        for name, value in element.attrib.items():
+            assert not name.lower().startswith("on"), (element.tag, name)
+            if name in ("href", "src"):
+                assert SAFE_URL.match(value) and not value.lower().startswith("mailto:"), value
+    entries = root.findall("body/ul[@class='posts']/li")
+    assert entries, "no list of entries"
+    return [(a.get("href", ""), a.text or "") for entry in entries for a in entry.findall("a")]

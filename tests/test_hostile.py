@@ -40,7 +40,7 @@ from feeds.posts import MAX_TERM_LENGTH, MAX_TERMS, parse_post
 from feeds.text import clean
 
 from conftest import post_text
-from feedcheck import NS, check_documents, parsed, strict_xml, unsafe_html
+from feedcheck import NS, check_documents, check_page, parsed, strict_xml, unsafe_html
 
 BASE_URL = "https://example.com"
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -134,7 +134,8 @@ def _build_twice(named: dict[str, File]) -> tuple[Build, Build]:
         config = load_settings(
             config_path=empty, environ={}, overrides={"content_dir": str(content), "base_url": BASE_URL}
         )
-        return Pipeline(config).run(NOW), Pipeline(config).run(FAR_FUTURE)
+        # With the pages the service shows browsers, as the watcher builds them.
+        return Pipeline(config, pages=True).run(NOW), Pipeline(config, pages=True).run(FAR_FUTURE)
 
 
 def check_build(files: list[File]) -> Built:
@@ -144,9 +145,14 @@ def check_build(files: list[File]) -> Built:
     for result in (built.first, built.second):
         _, _, feed = check_documents(result.documents)
         assert [item["id"] for item in feed["items"]] == [item.post.id for item in result.items]
+        assert "feed.html" in {output.path for output in result.outputs}
         for output in result.outputs:  # tag, category and archive documents too
             if output.path.endswith((".xml", ".xsl")):
                 strict_xml(output.body)
+            if output.path.endswith("feed.html"):
+                links = check_page(output.body)
+                if output.path == "feed.html":  # every value, as given, is text in the page
+                    assert links == [(item.post.permalink, item.post.title) for item in result.items]
             if output.path.endswith(("rss.xml", "atom.xml")):
                 assert parsed(output.body).version in ("rss20", "atom10"), output.path
             elif output.path.endswith(".json"):
@@ -495,8 +501,17 @@ any_file = st.one_of(
 # 1. Generated posts never break a build
 
 
+# Markup in every value a feed's page shows: the title, the summary and the tags.
+MARKUP_POST = post_text(
+    title="<script>alert(1)</script> \"quoted\" & <b onclick='x'>bold",
+    description="</p><img src=x onerror=alert(1)> &amp; <a href='javascript:x'>more",
+    extra="tags: '<i>x</i>, a&b, \"</title><style>'",
+).encode()
+
+
 @HOSTILE
 @given(st.lists(good_posts(), min_size=1, max_size=8))
+@example([(MARKUP_POST, False)])
 def test_good_posts_build_valid_feeds(files: list[File]) -> None:
     check_build(files)
 

@@ -38,10 +38,13 @@ FEED_TYPES = {
 }
 FILES = {"/rss.xml": "rss.xml", "/atom.xml": "atom.xml", "/feed.json": "feed.json", "/": "index.html"}
 ROUTES = list(FEED_TYPES)
-# RSS and Atom also vary with Accept: a browser's page request gets them as XML.
+# RSS and Atom also vary with Accept: a browser's page request gets them as XML; every
+# feed varies with Fetch Metadata too: a browser's navigation gets the feed's HTML page.
 VARY = {
-    path: "Accept, Accept-Encoding" if path in ("/rss.xml", "/atom.xml") else "Accept-Encoding"
-    for path in ROUTES
+    "/rss.xml": "Accept, Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode",
+    "/atom.xml": "Accept, Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode",
+    "/feed.json": "Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode",
+    "/": "Accept-Encoding",
 }
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 HTML_POLICY = (

@@ -1,6 +1,7 @@
 <?xml version="1.0" encoding="UTF-8"?>
 <!-- Shows an RSS 2.0 or Atom 1.0 feed as a readable page when a person opens it in a
-     browser; feed readers ignore the xml-stylesheet instruction that points here. -->
+     browser that sends no Fetch Metadata (others get the feed's HTML page, see
+     feeds/feedpage.py); feed readers ignore the xml-stylesheet instruction. -->
 <xsl:stylesheet version="1.0"
     xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
     xmlns:atom="http://www.w3.org/2005/Atom"
