@@ -1,5 +1,6 @@
 """From posts to feed bytes: select, render the newest, write RSS, Atom and JSON Feed
-for the site, for each tag and category, and RFC 5005 archive pages.
+for the site, for each section, tag, category and author, RFC 5005 archive pages, and
+the OPML list of every feed.
 
 Pure: the same posts, settings and `now` always give byte-identical documents.
 """
@@ -17,9 +18,10 @@ from feeds.errors import Problem
 from feeds.feedpage import PAGE_FILE, feed_page
 from feeds.jsonfeed import json_feed
 from feeds.markdown import first_paragraph, render, summarize
+from feeds.opml import OPML_PATH, opml
 from feeds.posts import Author, Post
 from feeds.select import select
-from feeds.taxonomy import Term, group_terms
+from feeds.taxonomy import HEADINGS, SECTIONS, Term, group_sections, group_terms
 from feeds.text import shorten
 from feeds.xmlfeeds import STYLESHEET_PATH, Channel, Item, Paging, atom, rss
 
@@ -54,7 +56,7 @@ class Output:
     """One file of a build: where it goes below the output folder, its bytes and how
     long it may be cached (its Last-Modified is when the watcher first published them)."""
 
-    path: str  # e.g. "rss.xml", "tags/c++/atom.xml", "archive/3/rss.xml"
+    path: str  # e.g. "rss.xml", "tags/c++/atom.xml", "notes/feed.json", "archive/3/rss.xml"
     body: bytes
     max_age: int | None = None  # None: the max_age setting
 
@@ -66,14 +68,15 @@ class Build:
     documents: FeedDocuments  # the site's own three feeds
     outputs: tuple[Output, ...]  # every file, the three above included
     items: tuple[Item, ...]
-    terms: tuple[Term, ...]
+    terms: tuple[Term, ...]  # those with feeds: sections, tags, categories, authors
     files_read: int
     used: int
     held_back: int
     problems: tuple[Problem, ...]  # of posts left out, and of posts that lost their content
     next_release: dt.datetime | None
     # What the output budgets left out (max_term_entry_bytes, max_term_feeds,
-    # max_term_bytes), one line each; the posts themselves are all used.
+    # max_term_bytes), and folders that get no section feeds, one line each; the posts
+    # themselves are all used.
     cuts: tuple[str, ...] = ()
     degraded: frozenset[str] = frozenset()  # posts in the feeds without their content, by path
 
@@ -131,8 +134,11 @@ def site_channel(settings: Settings) -> Channel:
     return _channel(settings, "/", settings.title, settings.description)
 
 
+_DESCRIPTIONS = {"tags": "tagged", "categories": "in the category", "authors": "by", SECTIONS: "in"}
+
+
 def term_channel(settings: Settings, term: Term) -> Channel:
-    what = "tagged" if term.kind == "tags" else "in the category"
+    what = _DESCRIPTIONS[term.kind]
     return _channel(settings, term.path, f"{settings.title}: {term.name}", f"Posts {what} “{term.name}”")
 
 
@@ -189,8 +195,16 @@ def build(
     if pages:
         outputs.append(Output(PAGE_FILE, feed_page(channel, items)))
     outputs.append(Output(STYLESHEET_PATH.lstrip("/"), stylesheet()))
-    terms, term_outputs, cuts = _term_feeds(settings, group_terms(selection.posts), noted, memo, pages)
+    sections, refused = group_sections(selection.posts)
+    for section in sections:
+        section_items = tuple(noted(post) for post in section.posts[:limit])
+        outputs.extend(_feeds(settings, section, section_items, memo))
+        if pages:
+            outputs.append(_page(settings, section, section_items, memo))
+    kept, term_outputs, cuts = _term_feeds(settings, group_terms(selection.posts), noted, memo, pages)
     outputs.extend(term_outputs)
+    terms = tuple(sorted((*sections, *kept), key=lambda term: (term.kind, term.key)))
+    outputs.append(Output(OPML_PATH, feed_list(settings, terms)))
     for number, archived in enumerate(archive, 1):
         outputs.extend(_archive_outputs(settings, number, len(archive), archived, noted, memo, pages))
     return Build(
@@ -203,17 +217,43 @@ def build(
         held_back=selection.held_back,
         problems=tuple(sorted([*problems, *selection.duplicates, *item_problems])),
         next_release=selection.next_release,
-        cuts=cuts,
+        cuts=(*refused, *cuts),
         degraded=frozenset(problem.path for problem in item_problems),
     )
+
+
+def feed_list(settings: Settings, terms: Sequence[Term]) -> bytes:
+    """The OPML list of the site's feed and every section, tag, category and author feed
+    in `terms`, one RSS URL each (three formats of one feed would be three subscriptions
+    to the same posts)."""
+    groups = [
+        (heading, [term_channel(settings, term) for term in terms if term.kind == kind])
+        for kind, heading in HEADINGS.items()
+    ]
+    return opml(settings.title, site_channel(settings), groups)
+
+
+def _feeds(settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo) -> list[Output]:
+    """The three feeds of a section, tag, category or author, listing `items`."""
+    channel = term_channel(settings, term)
+    return [
+        Output(term.folder + FEED_FILES[kind], memo((kind, channel, items), partial(write, channel, items)))
+        for kind, write in (("rss", rss), ("atom", atom), ("json", json_feed))
+    ]
+
+
+def _page(settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo) -> Output:
+    """The HTML page that a browser navigating to one of `term`'s feeds is shown."""
+    channel = term_channel(settings, term)
+    return Output(term.folder + PAGE_FILE, memo(("page", channel, items), partial(feed_page, channel, items)))
 
 
 def _term_feeds(
     settings: Settings, terms: Sequence[Term], itemize: Callable[[Post], Item], memo: Memo, pages: bool
 ) -> tuple[tuple[Term, ...], list[Output], tuple[str, ...]]:
-    """The feeds of the tags and categories that fit the budgets, the terms they serve
-    (by kind and key) and what was cut. Every post may name 100 terms, each a feed of
-    its own, so one post could otherwise write gigabytes: an entry over
+    """The feeds of the tags, categories and authors that fit the budgets, the terms
+    they serve (by kind and key) and what was cut. Every post may name 100 terms and 20
+    authors, each a feed of its own, so one post could otherwise write gigabytes: an entry over
     max_term_entry_bytes carries a short summary here, and terms are taken by most
     posts first (ties by kind and key) until max_term_feeds or max_term_bytes would be
     passed; the rest have no feeds. Sizes come from the bytes, so the cut is the same
@@ -234,35 +274,26 @@ def _term_feeds(
             _term_item(post, itemize, settings.max_term_entry_bytes, bounded, shortened)
             for post in term.posts[:limit]
         )
-        channel = term_channel(settings, term)
-        folder = f"{term.kind}/{term.key}/"
-        term_outputs = [
-            Output(
-                folder + FEED_FILES[kind],
-                memo((kind, channel, items), partial(write, channel, items)),
-            )
-            for kind, write in (("rss", rss), ("atom", atom), ("json", json_feed))
-        ]
+        term_outputs = _feeds(settings, term, items, memo)
         size = sum(len(output.body) for output in term_outputs)
         if total + size > settings.max_term_bytes:
             over = f"max_term_bytes ({settings.max_term_bytes})"
             break
         total += size
         if pages:
-            page = memo(("page", channel, items), partial(feed_page, channel, items))
-            term_outputs.append(Output(folder + PAGE_FILE, page))
+            term_outputs.append(_page(settings, term, items, memo))
         kept.append((term, term_outputs))
     kept.sort(key=lambda pair: (pair[0].kind, pair[0].key))
     served = {post.source for term, _ in kept for post in term.posts[:limit]}
     cuts = [
         f"{source}: content: {size} bytes as XML, over max_term_entry_bytes "
-        f"({settings.max_term_entry_bytes}): its tag and category feeds carry a short summary"
+        f"({settings.max_term_entry_bytes}): its tag, category and author feeds carry a short summary"
         for source, size in sorted(shortened.items())
         if source in served
     ]
     if over:
         cuts.append(
-            f"tags and categories: {len(terms) - len(kept)} of {len(terms)} feeds left out, "
+            f"tags, categories and authors: {len(terms) - len(kept)} of {len(terms)} feeds left out, "
             f"those with the fewest posts, to stay within {over}"
         )
     return tuple(term for term, _ in kept), [o for _, outputs in kept for o in outputs], tuple(cuts)

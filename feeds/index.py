@@ -1,6 +1,6 @@
 """The small HTML page at `/`: the site, its three feeds (with autodiscovery links),
-the latest posts, and the feeds of every tag and category. Every value from settings
-or posts is HTML-escaped."""
+the latest posts, the feeds of every section, tag, category and author, and the OPML
+list of them all. Every value from settings, folder names or posts is HTML-escaped."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from html import escape
 
 from feeds.config import Settings
 from feeds.dates import rfc3339
-from feeds.taxonomy import Term
+from feeds.opml import OPML_PATH, OPML_TYPE
+from feeds.taxonomy import HEADINGS, Term
 from feeds.xmlfeeds import ATOM_TYPE, JSON_TYPE, RSS_TYPE, Item
 
 INDEX_FILE = "index.html"
@@ -18,7 +19,6 @@ FEEDS = (
     ("Atom", "atom.xml", ATOM_TYPE),
     ("JSON Feed", "feed.json", JSON_TYPE),
 )
-_HEADINGS = {"tags": "Tags", "categories": "Categories"}
 
 
 def index_html(settings: Settings, items: Sequence[Item], terms: Sequence[Term] = ()) -> bytes:
@@ -38,7 +38,7 @@ def index_html(settings: Settings, items: Sequence[Item], terms: Sequence[Term] 
         for item in items
     )
     sections = []
-    for kind, heading in _HEADINGS.items():
+    for kind, heading in HEADINGS.items():
         rows = [
             f"<li>{escape(term.name)} ({len(term.posts)}): {_feed_links(settings, term.path)}</li>"
             for term in terms
@@ -61,6 +61,8 @@ time{{color:#666;margin-left:.5rem}}</style>
 <h1>{title}</h1>
 <p>{escape(settings.description)}</p>
 <p>Subscribe: {_feed_links(settings, "/")}</p>
+<p>Every feed of this site in one file, for your reader to import:
+<a href="{escape(settings.url(OPML_PATH))}" type="{OPML_TYPE}">{OPML_PATH}</a> (OPML)</p>
 <h2>Latest posts</h2>
 <ul>
 {posts or "<li>No posts yet.</li>"}

@@ -8,13 +8,21 @@ files under `<state_dir>/metrics`, and a scrape of any worker adds them all up.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROUTE_GROUPS = ("/tags/", "/categories/", "/archive/")
-EXACT_ROUTES = frozenset({"/", "/rss.xml", "/atom.xml", "/feed.json", "/feed.xsl", "/healthz", "/metrics"})
-FEED_ROUTES = ("/rss.xml", "/atom.xml", "/feed.json", "/tags/*", "/categories/*", "/archive/*")
+ROUTE_GROUPS = ("/tags/", "/categories/", "/authors/", "/archive/")
+EXACT_ROUTES = frozenset(
+    {"/", "/rss.xml", "/atom.xml", "/feed.json", "/feed.xsl", "/feeds.opml", "/healthz", "/metrics"}
+)
+SECTION_ROUTE = "/<section>/*"  # every /<folder>/rss.xml, atom.xml and feed.json
+_SECTION_FEED = re.compile(r"/[^/]+/(?:rss\.xml|atom\.xml|feed\.json)")
+FEED_ROUTES = (
+    *("/rss.xml", "/atom.xml", "/feed.json", "/tags/*", "/categories/*", "/authors/*", "/archive/*"),
+    SECTION_ROUTE,
+)
 
 
 def route_label(path: str) -> str:
@@ -25,7 +33,7 @@ def route_label(path: str) -> str:
     for prefix in ROUTE_GROUPS:
         if path.startswith(prefix):
             return prefix + "*"
-    return "other"
+    return SECTION_ROUTE if _SECTION_FEED.fullmatch(path) else "other"
 
 
 class Metrics:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from feeds.build import FEED_FILES, Output
+from feeds.opml import OPML_PATH
 from feeds.xmlfeeds import STYLESHEET_PATH
 
 log = logging.getLogger("feeds.store")
@@ -22,7 +23,7 @@ log = logging.getLogger("feeds.store")
 MANIFEST = ".feeds-manifest.json"
 # The only file names a build writes. A manifest entry with any other name is never
 # removed, so a corrupt or edited manifest cannot take a user's robots.txt or README.
-OUTPUT_NAMES = frozenset({*FEED_FILES.values(), STYLESHEET_PATH.rpartition("/")[2]})
+OUTPUT_NAMES = frozenset({*FEED_FILES.values(), STYLESHEET_PATH.rpartition("/")[2], OPML_PATH})
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from feeds.caching import Representation, answer
 from feeds.config import Settings, image_origin, load_settings
 from feeds.feedpage import PAGE_FILE, page_path
 from feeds.metrics import Metrics, for_process
+from feeds.opml import OPML_PATH, OPML_TYPE
 from feeds.published import PublishedStore, UnsafeStateError, default_state_dir, generation_number
 from feeds.taxonomy import KINDS, term_key
 from feeds.xmlfeeds import ATOM_TYPE, JSON_TYPE, RSS_TYPE
@@ -28,20 +29,23 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 HTML_TYPE = "text/html; charset=utf-8"
-# Content types by file name; each site, tag, category or archive feed is one of these.
+# Content types by file name; each site, section, tag, category, author or archive feed
+# is one of these.
 CONTENT_TYPES = {
     "rss.xml": f"{RSS_TYPE}; charset=utf-8",
     "atom.xml": f"{ATOM_TYPE}; charset=utf-8",
     "feed.json": f"{JSON_TYPE}; charset=utf-8",
     "index.html": HTML_TYPE,
     "feed.xsl": "text/xsl; charset=utf-8",
+    OPML_PATH: f"{OPML_TYPE}; charset=utf-8",
 }
 XML_FEED_TYPES = frozenset({CONTENT_TYPES["rss.xml"], CONTENT_TYPES["atom.xml"]})
 # Feeds that a browser's navigation sees as their folder's HTML page (feeds.feedpage).
 PAGED_TYPES = XML_FEED_TYPES | {CONTENT_TYPES["feed.json"]}
+_FEED_NAMES = frozenset({"rss.xml", "atom.xml", "feed.json"})
 BROWSER_TYPE = "application/xml; charset=utf-8"
 # Paths that exist before the first build: until then they answer 503, not 404.
-CORE_PATHS = frozenset({"/rss.xml", "/atom.xml", "/feed.json", "/"})
+CORE_PATHS = frozenset({"/rss.xml", "/atom.xml", "/feed.json", "/", "/" + OPML_PATH})
 ALLOWED = "GET, HEAD"
 # The index shows text and links only: no scripts, frames, forms or outside resources.
 HTML_POLICY = (
@@ -71,8 +75,9 @@ def route_of(file_name: str) -> str:
 
 def canonical_path(path_info: str) -> str:
     """The request path as the routes spell it: WSGI's latin-1 PATH_INFO decoded as
-    UTF-8, and a tag or category segment in its key form, so that `/tags/C++/rss.xml`
-    and `/tags/Web%20Dev/rss.xml` find `c++` and `web-dev`."""
+    UTF-8, and a tag, category, author or section segment in its key form, so that
+    `/tags/C++/rss.xml`, `/tags/Web%20Dev/rss.xml` and `/Notes/rss.xml` find `c++`,
+    `web-dev` and the section `notes`."""
     try:
         path = path_info.encode("latin-1").decode("utf-8")
     except UnicodeError:
@@ -80,6 +85,9 @@ def canonical_path(path_info: str) -> str:
     parts = path.split("/")
     if len(parts) == 4 and parts[1] in KINDS and parts[2]:
         parts[2] = term_key(parts[2]) or parts[2]
+        return "/".join(parts)
+    if len(parts) == 3 and parts[1] and parts[2] in _FEED_NAMES:
+        parts[1] = term_key(parts[1]) or parts[1]  # a section's feed: /<section>/rss.xml
         return "/".join(parts)
     return path
 

@@ -27,11 +27,18 @@ class Server:
     """The real server over `content_dir`, on a free loopback port."""
 
     def __init__(
-        self, workdir: Path, content_dir: Path, workers: int = 2, via_cli: bool = False, **settings: str
+        self,
+        workdir: Path,
+        content_dir: Path,
+        workers: int = 2,
+        via_cli: bool = False,
+        port: int | None = None,
+        **settings: str,
     ) -> None:
         """gunicorn started directly, with an access log naming each answer's worker; or
-        with `via_cli`, `feeds serve` as the Procfile runs it (granian)."""
-        self.port = free_port()
+        with `via_cli`, `feeds serve` as the Procfile runs it (granian). A `port` chosen
+        beforehand lets `base_url` name the server itself."""
+        self.port = port or free_port()
         self.access_log: Path | None = workdir / f"access-{self.port}.log"
         self.error_log = workdir / f"error-{self.port}.log"
         (workdir / "empty.toml").write_text("")

@@ -176,4 +176,11 @@ def test_every_document_is_valid_and_byte_stable(write_post: WritePost, make_set
             assert parsed(output.body).entries
         elif name == "feed.json":
             assert json.loads(output.body)["items"]
-    assert kinds == {"rss.xml": 1 + 6 + 6, "atom.xml": 1 + 6 + 6, "feed.json": 1 + 6, "feed.xsl": 1}
+    # The site, its 6 terms and its author (the site's), the 6 archive pages, the lists.
+    assert kinds == {
+        "rss.xml": 1 + 7 + 6,
+        "atom.xml": 1 + 7 + 6,
+        "feed.json": 1 + 7,
+        "feed.xsl": 1,
+        "feeds.opml": 1,
+    }

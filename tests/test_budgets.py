@@ -1,6 +1,7 @@
-"""Output budgets: one post may name 100 tags and categories, each a feed of its own, so
-entries over `max_term_entry_bytes` carry a short summary there, and only the terms
-with the most posts get feeds, within `max_term_feeds` and `max_term_bytes`."""
+"""Output budgets: one post may name 100 tags and categories and 20 authors, each a feed
+of its own, so entries over `max_term_entry_bytes` carry a short summary there, and only
+the terms with the most posts get feeds, within `max_term_feeds` and `max_term_bytes`.
+Every post without an author has the site's author, whose feed counts like the others."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from conftest import MakeSettings, WritePost, post_text
 from feedcheck import check_documents, strict_xml
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-TERM_FOLDERS = ("tags/", "categories/")
+TERM_FOLDERS = ("tags/", "categories/", "authors/")
 
 
 def terms_post(
@@ -54,7 +55,7 @@ def test_an_entry_over_max_term_entry_bytes_carries_a_short_summary_in_term_feed
     site = built.documents.rss.decode()
     assert site.count("Every word of the long text.") == 200  # the site's feed has it all
     feeds = term_outputs(built)
-    assert len(feeds) == 4 * 3
+    assert len(feeds) == 5 * 3  # two tags of its own, a shared one, two categories, the author
     for path, body in feeds.items():
         assert b"Every word of the long text." not in body, path
         assert b"First paragraph, which is the summary." in body, path
@@ -68,7 +69,7 @@ def test_an_entry_over_max_term_entry_bytes_carries_a_short_summary_in_term_feed
     assert size > 2000 * 2
     assert cut == (
         f"long.txt: content: {size} bytes as XML, over max_term_entry_bytes (2000): "
-        "its tag and category feeds carry a short summary"
+        "its tag, category and author feeds carry a short summary"
     )
 
 
@@ -91,14 +92,17 @@ def test_forty_posts_of_a_hundred_terms_stay_within_max_term_feeds(
         write_post(f"p{n:02}.txt", terms_post(n, 49, 50, "Text. " * 680, shared="common"))
     with caplog.at_level(logging.WARNING, logger="feeds"):
         built = Pipeline(make_settings(max_term_feeds=100)).run(NOW)
-    assert len(built.outputs) == 3 + 1 + 100 * 3 + 2 * 2  # site, XSLT, terms, archive pages
+    assert len(built.outputs) == 3 + 1 + 100 * 3 + 2 * 2 + 1  # site, XSLT, terms, archive pages, OPML
     assert len(built.terms) == 100
-    # The most posts first ("common" has 40), then by kind and key: categories first.
+    # The most posts first (the site's author and "common" have 40), then by kind and key.
     categories = sorted(f"cat-{n}-{i}" for n in range(40) for i in range(50))
-    expected = ["categories/" + key for key in categories[:99]] + ["tags/common"]
+    expected = ["authors/site-author", "tags/common"] + ["categories/" + key for key in categories[:98]]
     assert term_folders(built) == sorted(expected)
     assert [(t.kind, t.key) for t in built.terms] == sorted(tuple(e.split("/")) for e in expected)
-    cut = "tags and categories: 3861 of 3961 feeds left out, those with the fewest posts, to stay within "
+    cut = (
+        "tags, categories and authors: 3862 of 3962 feeds left out, those with the fewest posts, "
+        "to stay within "
+    )
     assert built.cuts == (cut + "max_term_feeds (100)",)
     assert f"cut {cut}max_term_feeds (100)" in caplog.messages
     page = index_html(make_settings(), built.items, built.terms).decode()
@@ -109,18 +113,22 @@ def test_term_feeds_stay_within_max_term_bytes(make_settings: MakeSettings, writ
     for n in range(10):
         write_post(f"p{n}.txt", terms_post(n, 3, 0, "Some text here. " * 200))
     whole = term_outputs(Pipeline(make_settings()).run(NOW))
+    author = sum(len(body) for path, body in whole.items() if path.startswith("authors/site-author/"))
     per_term = sum(len(body) for path, body in whole.items() if path.startswith("tags/tag-0-0/"))
-    budget = per_term * 7 + per_term // 2  # room for seven and a half terms of this size
+    # Room for the author's feed (it has every post, so it comes first) and seven and a
+    # half terms of one post.
+    budget = author + per_term * 7 + per_term // 2
     built = Pipeline(make_settings(max_term_bytes=budget)).run(NOW)
     kept = term_outputs(built)
     assert sum(len(body) for body in kept.values()) <= budget
-    assert len(term_folders(built)) == 7
+    assert len(term_folders(built)) == 1 + 7
     assert term_folders(built) == sorted(
-        f"tags/tag-{k}" for k in sorted(f"{n}-{i}" for n in range(10) for i in range(3))[:7]
+        ["authors/site-author"]
+        + [f"tags/tag-{k}" for k in sorted(f"{n}-{i}" for n in range(10) for i in range(3))[:7]]
     )
     assert kept == {path: whole[path] for path in kept}  # what is kept is not altered
     assert built.cuts == (
-        f"tags and categories: 23 of 30 feeds left out, those with the fewest posts, "
+        f"tags, categories and authors: 23 of 31 feeds left out, those with the fewest posts, "
         f"to stay within max_term_bytes ({budget})",
     )
 
@@ -139,7 +147,8 @@ def test_the_watcher_publishes_only_the_kept_term_feeds(
 ) -> None:
     for n in range(3):
         write_post(f"p{n}.txt", terms_post(n, 2, 0, shared="shared"))
-    settings = make_settings(state_dir=str(tmp_path / "state"), max_term_feeds=2)
+    # Three: the site's author (every post), "shared", and the first of the rest by key.
+    settings = make_settings(state_dir=str(tmp_path / "state"), max_term_feeds=3)
     store = PublishedStore(default_state_dir(settings))
     assert Watcher(settings, store, clock=lambda: NOW, settle_ns=0).poll() is True
     generation = store.load_current()
@@ -167,9 +176,9 @@ def test_a_megabyte_post_in_forty_term_feeds_at_default_budgets(
     assert len(data) == 1_000_237
     write_post("big.md", data)
     built = Pipeline(settings).run(NOW)
-    assert len(built.outputs) == 124
+    assert len(built.outputs) == 124 + 3 + 1  # and its author's feeds, and the OPML list
     terms = term_outputs(built)
-    assert len(terms) == 120
+    assert len(terms) == 123
     for path, body in terms.items():
         if not path.endswith(".json"):
             strict_xml(body)
@@ -179,7 +188,7 @@ def test_a_megabyte_post_in_forty_term_feeds_at_default_budgets(
     assert [cut.split(",")[0] for cut in built.cuts] == ["big.md: content: 8901219 bytes as XML"]
     # At every default, the render limit stops the post first: its summary, everywhere.
     built = Pipeline(make_settings()).run(NOW)
-    assert len(built.outputs) == 124
+    assert len(built.outputs) == 128
     assert sum(len(o.body) for o in built.outputs) < 1_000_000
     assert [p.field for p in built.problems] == ["content"] and built.degraded == {"big.md"}
 

@@ -46,12 +46,15 @@ def test_build_writes_three_valid_files(
     rss, _atom, _feed = check_documents(read_documents(out))
     assert [e.title for e in rss.entries] == ["Two", "One"]
     printed = capsys.readouterr().out.strip()
-    assert printed.startswith(f"built 4 files in {out}/: 2 files read, 2 posts used")
+    # The site's feeds, the stylesheet, the feeds of the site's author and the OPML list.
+    assert printed.startswith(f"built 8 files in {out}/: 2 files read, 2 posts used")
     assert sorted(p.name for p in out.iterdir()) == [
         ".feeds-manifest.json",
         "atom.xml",
+        "authors",
         "feed.json",
         "feed.xsl",
+        "feeds.opml",
         "rss.xml",
     ]
 
@@ -143,7 +146,9 @@ def test_a_stale_folder_the_build_made_goes_when_it_is_empty(
     assert build_into(config, out) == 0
     write_post("one.txt", post_text())
     assert build_into(config, out) == 0
-    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "atom.xml", "feed.json", "feed.xsl", "rss.xml"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        *(MANIFEST, "atom.xml", "authors", "feed.json", "feed.xsl", "feeds.opml", "rss.xml")
+    ]
 
 
 @pytest.mark.parametrize(

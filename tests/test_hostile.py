@@ -1,6 +1,7 @@
 """Hostile input: generated posts never break a build, the YAML fast path agrees with
-PyYAML, generated HTML never reaches a reader unsanitised, and the cost of the worst
-posts stays bounded.
+PyYAML, generated HTML never reaches a reader unsanitised, hostile folder and author
+names give valid section and author feeds that are served at the URLs the OPML list
+gives, and the cost of the worst posts stays bounded.
 
 The property tests are derandomized, so every run explores the same examples; each
 builds in a fresh temporary directory. The bounded-cost tests build in a subprocess
@@ -12,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 import resource
 import subprocess
@@ -19,10 +21,11 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 import yaml
@@ -37,7 +40,11 @@ from feeds.errors import PostError
 from feeds.markdown import render
 from feeds.pipeline import Pipeline
 from feeds.posts import MAX_TERM_LENGTH, MAX_TERMS, parse_post
+from feeds.published import PublishedStore, default_state_dir
+from feeds.taxonomy import RESERVED_SECTION_KEYS, term_key
 from feeds.text import clean
+from feeds.watcher import Watcher
+from feeds.web import create_app
 
 from conftest import post_text
 from feedcheck import NS, check_documents, check_page, parsed, strict_xml, unsafe_html
@@ -110,8 +117,13 @@ class Built:
     crashes: list[str]
 
 
-def build_files(files: list[File]) -> Built:
-    named = {f"p{n}{EXTENSIONS[n % len(EXTENSIONS)]}": file for n, file in enumerate(files)}
+def build_files(files: list[File], folders: Sequence[str] = ()) -> Built:
+    """Builds `files` named p0, p1, ... with one of the extensions each, at the top or, with
+    `folders`, the n-th in the n-th folder (names as `os.fsdecode` gives them)."""
+    named = {
+        f"{folders[n] + '/' if folders else ''}p{n}{EXTENSIONS[n % len(EXTENSIONS)]}": file
+        for n, file in enumerate(files)
+    }
     crash_log = CrashLog()
     logger = logging.getLogger("feeds")
     logger.addHandler(crash_log)
@@ -122,25 +134,46 @@ def build_files(files: list[File]) -> Built:
     return Built(named, first, second, crash_log.crashes)
 
 
+def _write_site(root: Path, named: dict[str, File], **overrides: object) -> Settings:
+    content = root / "content"
+    content.mkdir()
+    empty = root / "empty.toml"
+    empty.write_text("")
+    for name, (data, _) in named.items():
+        path = content / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+    values = {"content_dir": str(content), "base_url": BASE_URL, **overrides}
+    return load_settings(config_path=empty, environ={}, overrides=values)
+
+
 def _build_twice(named: dict[str, File]) -> tuple[Build, Build]:
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        content = root / "content"
-        content.mkdir()
-        empty = root / "empty.toml"
-        empty.write_text("")
-        for name, (data, _) in named.items():
-            (content / name).write_bytes(data)
-        config = load_settings(
-            config_path=empty, environ={}, overrides={"content_dir": str(content), "base_url": BASE_URL}
-        )
+        config = _write_site(Path(tmp), named)
         # With the pages the service shows browsers, as the watcher builds them.
         return Pipeline(config, pages=True).run(NOW), Pipeline(config, pages=True).run(FAR_FUTURE)
 
 
-def check_build(files: list[File]) -> Built:
+def check_feed_list(result: Build) -> None:
+    """The OPML list is valid and names each subscribable feed once, by its own URL."""
+    bodies = {output.path: output.body for output in result.outputs}
+    root = strict_xml(bodies["feeds.opml"])
+    assert root.tag == "opml" and root.get("version") == "2.0"
+    listed = [outline.get("xmlUrl") for outline in root.iterfind(".//outline[@type='rss']")]
+    own = []
+    for path, body in bodies.items():
+        if path.endswith("rss.xml") and not path.startswith("archive/"):
+            link = strict_xml(body).find("channel/atom:link[@rel='self']", NS)
+            assert link is not None, path
+            own.append(link.get("href"))
+            assert unquote(urlsplit(link.get("href") or "").path) == f"/{path}", path
+    assert sorted(listed, key=str) == sorted(own, key=str)
+    assert len(set(listed)) == len(listed)
+
+
+def check_build(files: list[File], folders: Sequence[str] = ()) -> Built:
     """Builds twice and checks every property a build must keep, whatever the input."""
-    built = build_files(files)
+    built = build_files(files, folders)
     assert not built.crashes, built.crashes
     for result in (built.first, built.second):
         _, _, feed = check_documents(result.documents)
@@ -157,6 +190,7 @@ def check_build(files: list[File]) -> Built:
                 assert parsed(output.body).version in ("rss20", "atom10"), output.path
             elif output.path.endswith(".json"):
                 json.loads(output.body)
+        check_feed_list(result)
         assert result.files_read == len(files)
         assert result.files_read == result.used + result.held_back + result.skipped, (
             f"files_read {result.files_read} != used {result.used} + held_back {result.held_back}"
@@ -170,7 +204,7 @@ def check_build(files: list[File]) -> Built:
             if sets_identity is None:
                 sets_identity = bool(IDENTITY_TEXT.search(data))
             if not sets_identity:
-                stem = item.post.source.rpartition(".")[0]
+                stem = item.post.source.rpartition("/")[2].rpartition(".")[0]
                 assert item.post.id == f"{BASE_URL}/posts/{stem}/", item.post.source
                 assert item.post.id_is_permalink
     ids_now = {item.post.source: item.post.id for item in built.first.items}
@@ -671,6 +705,101 @@ def test_hostile_html_ids_and_urls(files: list[File]) -> None:
     built = check_build(files)
     for result in (built.first, built.second):
         assert all(not item.problems for item in result.items), [item.problems for item in result.items]
+
+
+# ---------------------------------------------------------------------------------------
+# 1c. Folder and author names: section and author feeds, served where the OPML says
+
+# Names a section's folder or an author may have: the site's own routes in any case,
+# a gzip twin's or the generation's metadata file's name, nothing left for a key, the
+# same name in NFC and NFD, a name whose key outgrows 255 bytes once case-folded, URL
+# syntax, path syntax, markup, controls, bidirectional marks and line separators.
+SPECIAL_NAMES = (
+    "Tags", "categories", "AUTHORS", "archive", "healthz", "metrics", "RSS.xml", "feed.json",
+    "index.html.gz", "build.json", "feeds.opml", "feed.xsl", "-", "~", "a b", "Web  Dev", "web-dev",
+    "Caf\u00e9", "Cafe\u0301", "\u0130" * 127, "\u00df" * 127, "%2e%2e", "a%2Fb", "100%", "?#",
+    "\\..\\", "..x", "x..", "CON", " lead", "trail ", "\u2028", "\u200fRTL", "x\x7fy", "tab\there",
+    "<script>alert(1)</script>", "&amp;\"'", "Site author", "site   AUTHOR", "\U0001f389",
+)  # fmt: skip
+# Anything a Linux folder name can be, invalid UTF-8 included (as os.fsdecode reads it).
+folder_names = st.one_of(
+    st.sampled_from(SPECIAL_NAMES),
+    st.text(alphabet=st.characters(exclude_characters="/\x00"), min_size=1, max_size=40),
+    st.binary(min_size=1, max_size=30).map(
+        lambda raw: os.fsdecode(raw.replace(b"/", b"~").replace(b"\0", b"~"))
+    ),
+).filter(lambda name: not name.startswith((".", "_")) and len(os.fsencode(name)) <= 255)
+author_names = st.one_of(st.sampled_from(SPECIAL_NAMES), short_text, st.text(max_size=40))
+
+
+@st.composite
+def authored_posts(draw: st.DrawFn) -> File:
+    """Valid posts with hostile author names, as a string, a mapping or a list."""
+    names = [json.dumps(name) for name in draw(st.lists(author_names, max_size=3))]
+    style = draw(st.sampled_from(["none", "name", "mapping", "list"]))
+    extra = {
+        "none": "",
+        "name": f"author: {names[0]}" if names else "",
+        "mapping": f"author: {{name: {names[0]}}}" if names else "",
+        "list": f"authors: [{', '.join(f'{{name: {name}}}' for name in names)}]",
+    }[style]
+    if draw(st.booleans()):
+        extra += "\ntags: [Shared, Tags]"
+    text = post_text(title=draw(titles), date=draw(st.sampled_from(DATES[:5])), extra=extra)
+    return text.encode("utf-8", "surrogatepass"), False
+
+
+def check_served(built: Built) -> None:
+    """Publishes the site as the service does and requests, through the app, every feed
+    of every outline of the OPML list, and every section at its folder's own name."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        config = _write_site(root, built.files, state_dir=str(root / "state"))
+        store = PublishedStore(default_state_dir(config))
+        assert Watcher(config, store, clock=lambda: NOW, settle_ns=0).poll() is True
+        generation = store.load_current()
+        assert generation is not None
+        client = create_app(config).test_client()
+        listing = client.get("/feeds.opml")
+        assert listing.status_code == 200 and listing.data == generation.files["feeds.opml"]
+        assert client.get("/").status_code == 200
+        for outline in strict_xml(listing.data).iterfind(".//outline[@type='rss']"):
+            path = urlsplit(outline.get("xmlUrl") or "").path
+            for name in ("rss.xml", "atom.xml", "feed.json"):
+                url = path.removesuffix("rss.xml") + name
+                response = client.get(url)
+                assert response.status_code == 200, url
+                assert response.data == generation.files[unquote(url)[1:]], url
+        # A folder of used posts is a section unless its name is no text, leaves no key
+        # or is a route of the site's; then it is served at its name as it is on disk.
+        used = {item.post.source.partition("/")[0] for item in built.first.items if "/" in item.post.source}
+        for folder in used:
+            key = term_key(folder) if clean(folder) == folder else None
+            expected = key is not None and key not in RESERVED_SECTION_KEYS
+            assert (f"{key}/rss.xml" in generation.files) is expected, folder
+            if expected:
+                response = client.get(f"/{quote(folder)}/rss.xml")
+                assert response.status_code == 200, folder
+                assert response.data == generation.files[f"{key}/rss.xml"]
+
+
+@HOSTILE
+@given(st.lists(st.tuples(folder_names, authored_posts()), min_size=1, max_size=6))
+@example(
+    [
+        ("Tags", (b"---\ntitle: t\ndate: 1\n---\n", False)),
+        ("build.json", (b"---\ntitle: u\ndate: 2\n---\n", False)),
+    ]
+)
+@example(
+    [
+        ("\udcff\udcfe", (b"---\ntitle: t\ndate: 1\n---\n", False)),
+        ("\u0130" * 127, (b"---\ntitle: u\ndate: 2\n---\n", False)),
+    ]
+)
+def test_hostile_folder_and_author_names(entries: list[tuple[str, File]]) -> None:
+    files = [file for _, file in entries]
+    check_served(check_build(files, [folder for folder, _ in entries]))
 
 
 # ---------------------------------------------------------------------------------------

@@ -26,6 +26,15 @@ def test_route_labels_stay_few() -> None:
     assert route_label("/../../etc/passwd") == "other"
 
 
+def test_section_author_and_list_routes_have_labels_of_their_own() -> None:
+    # A site may have thousands of sections and authors: one label for each kind.
+    assert route_label("/authors/jane-doe/feed.json") == "/authors/*"
+    assert route_label("/notes/rss.xml") == route_label("/blog/atom.xml") == "/<section>/*"
+    assert route_label("/日記/feed.json") == "/<section>/*"  # as canonical_path decodes it
+    assert route_label("/feeds.opml") == "/feeds.opml"
+    assert route_label("/notes/2024/rss.xml") == route_label("/notes/index.html") == "other"
+
+
 def test_metrics_add_up_every_worker(tmp_path: Path, write_post: WritePost, content_dir: Path) -> None:
     write_post("one.txt", post_text(title="One", extra="tags: Boats"))
     write_post("bad.txt", "---\ntitle: Bad\n---\n")

@@ -69,6 +69,11 @@ TRAVERSALS = [
     "/tags/..%2f..%2f..%2fetc%2fpasswd/rss.xml",
     "/tags/%2e%2e/rss.xml",
     "/categories/..%5c..%5cwindows%5cwin.ini/atom.xml",
+    "/authors/..%2f..%2f..%2fetc%2fpasswd/rss.xml",
+    "/authors/%2e%2e/feed.json",
+    "/%2e%2e/rss.xml",  # the form of a section's feed
+    "/..%2f..%2f..%2fetc%2fpasswd/rss.xml",
+    "/..%5c..%5cwindows%5cwin.ini/atom.xml",
     "/secret.txt",
     "/../secret.txt",
     "/..%2fsecret.txt",

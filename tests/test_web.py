@@ -35,16 +35,23 @@ FEED_TYPES = {
     "/atom.xml": "application/atom+xml; charset=utf-8",
     "/feed.json": "application/feed+json; charset=utf-8",
     "/": "text/html; charset=utf-8",
+    "/feeds.opml": "text/x-opml; charset=utf-8",
+    "/notes/rss.xml": "application/rss+xml; charset=utf-8",  # a section's
+    "/authors/site-author/feed.json": "application/feed+json; charset=utf-8",  # an author's
 }
-FILES = {"/rss.xml": "rss.xml", "/atom.xml": "atom.xml", "/feed.json": "feed.json", "/": "index.html"}
+FILES = {"/": "index.html", **{path: path[1:] for path in FEED_TYPES if path != "/"}}
 ROUTES = list(FEED_TYPES)
+# What answers 503 before the first build: every other path is a 404 until then.
+CORE_ROUTES = ["/rss.xml", "/atom.xml", "/feed.json", "/", "/feeds.opml"]
 # RSS and Atom also vary with Accept: a browser's page request gets them as XML; every
 # feed varies with Fetch Metadata too: a browser's navigation gets the feed's HTML page.
 VARY = {
-    "/rss.xml": "Accept, Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode",
-    "/atom.xml": "Accept, Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode",
-    "/feed.json": "Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode",
-    "/": "Accept-Encoding",
+    path: "Accept, Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode"
+    if path.endswith(("/rss.xml", "/atom.xml"))
+    else "Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode"
+    if path.endswith("/feed.json")
+    else "Accept-Encoding"
+    for path in ROUTES
 }
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 HTML_POLICY = (
@@ -83,6 +90,7 @@ def unpublished(state_settings: Settings, write_post: WritePost) -> Site:
     write_post("harbour.txt")
     write_post("quay.txt", post_text(title=NASTY_TITLE, date="1602800000"))
     write_post("broken.txt", BROKEN_POST)
+    write_post("notes/pier.txt", post_text(title="On the pier", date="1602700000"))
     store = PublishedStore(default_state_dir(state_settings))
     return Site(state_settings, store, Watcher(state_settings, store, clock=lambda: FIXED_NOW, settle_ns=0))
 
@@ -340,7 +348,10 @@ def test_index_escapes_post_titles(client: FlaskClient) -> None:
 
 def test_index_has_three_autodiscovery_links(client: FlaskClient) -> None:
     html = client.get("/").get_data(as_text=True)
-    assert html.count('<link rel="alternate"') == 3
+    # The site's three, and the RSS feeds of its section and its one author (the site's).
+    assert html.count('<link rel="alternate"') == 3 + 1 + 1
+    assert 'href="https://example.com/notes/rss.xml"' in html
+    assert 'href="https://example.com/authors/site-author/rss.xml"' in html
     for kind, url in [
         ("application/rss+xml", "https://example.com/rss.xml"),
         ("application/atom+xml", "https://example.com/atom.xml"),
@@ -361,7 +372,8 @@ def test_before_first_build(unpublished: Site) -> None:
     assert health.headers["Cache-Control"] == "no-store"
     assert health.get_json() == dict.fromkeys(HEALTH_KEYS) | {"status": "starting"}
     assert_nosniff(health)
-    for path in ROUTES:
+    assert client.get("/notes/rss.xml").status_code == 404
+    for path in CORE_ROUTES:
         for response in (client.get(path), client.head(path)):
             assert response.status_code == 503
             assert response.headers["Retry-After"] == "5"
@@ -382,7 +394,7 @@ def test_health_after_first_poll_in_the_same_app(unpublished: Site) -> None:
     body = health.get_json()
     assert body["status"] == "ok"
     assert body["last_success"] == "2026-01-01T00:00:00Z"
-    assert body["posts_used"] == 2
+    assert body["posts_used"] == 3
     assert body["posts_skipped"] == 1
     assert body["error"] is None
     assert set(body) == set(HEALTH_KEYS)
@@ -544,12 +556,12 @@ def test_a_browser_gets_xml_feeds_as_xml_and_the_same_bytes(
     reader = client.get(path, headers={"Accept": "application/rss+xml, application/atom+xml, */*;q=0.1"})
     browser = client.get(path, headers={"Accept": BROWSER_ACCEPT})
     assert reader.headers["Content-Type"] == FEED_TYPES[path]
-    expected = "application/xml; charset=utf-8" if path in ("/rss.xml", "/atom.xml") else FEED_TYPES[path]
+    xml_feed = path.endswith(("/rss.xml", "/atom.xml"))
+    expected = "application/xml; charset=utf-8" if xml_feed else FEED_TYPES[path]
     assert browser.headers["Content-Type"] == expected
     assert browser.data == reader.data
     # A relabelled answer is another representation, with a strong tag of its own.
-    same_tag = path not in ("/rss.xml", "/atom.xml")
-    assert (browser.headers["ETag"] == reader.headers["ETag"]) is same_tag
+    assert (browser.headers["ETag"] == reader.headers["ETag"]) is not xml_feed
 
 
 @pytest.mark.parametrize("path", ["/rss.xml", "/atom.xml"])
