@@ -81,9 +81,13 @@ class Snapshots:
     site with many tag feeds and archive pages costs memory only for what is asked.
     Under threads, the generation served only ever moves forward."""
 
-    def __init__(self, store: PublishedStore, max_age: int) -> None:
+    def __init__(
+        self, store: PublishedStore, max_age: int, stale_while_revalidate: int = 0, stale_if_error: int = 0
+    ) -> None:
         self.store = store
         self.max_age = max_age
+        self.stale_while_revalidate = stale_while_revalidate
+        self.stale_if_error = stale_if_error
         self._name: str | None = None
         self._files: Mapping[str, Mapping[str, Any]] = {}  # route -> file name and metadata
         self._representations: dict[str, Representation] = {}
@@ -147,6 +151,8 @@ class Snapshots:
             about.get("max_age") or self.max_age,
             gzip_body=self.store.read_file(self._name, file_name + ".gz"),
             browser_type=BROWSER_TYPE if content_type in XML_FEED_TYPES else None,
+            stale_while_revalidate=self.stale_while_revalidate,
+            stale_if_error=self.stale_if_error,
         )
         self._representations[path] = representation
         return representation
@@ -155,7 +161,7 @@ class Snapshots:
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     store = PublishedStore(default_state_dir(settings))
-    snapshots = Snapshots(store, settings.max_age)
+    snapshots = Snapshots(store, settings.max_age, settings.stale_while_revalidate, settings.stale_if_error)
     metrics = for_process(store.root / "metrics") if settings.metrics else None
     app = Flask(__name__)
     app.config["FEEDS_SETTINGS"] = settings

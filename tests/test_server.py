@@ -53,7 +53,7 @@ def test_the_service_end_to_end(server: Server, write_post: WritePost, content_d
     assert (status, body, headers["etag"]) == (304, b"", first_etag)
     # When the bytes were published (seconds ago), not the post's date of 2020.
     assert abs(parsedate_to_datetime(headers["last-modified"]).timestamp() - time.time()) < 60
-    assert headers["cache-control"] == "public, max-age=300"
+    assert headers["cache-control"] == "public, max-age=300, stale-while-revalidate=60, stale-if-error=86400"
 
     write_post("second.txt", post_text(title="Second post", date="1600000500"))
     status, headers, body = server.wait_for("/rss.xml", "Second post")
