@@ -331,11 +331,6 @@ SERVER_DEVIATIONS = {
     ("gunicorn", "host-missing"): Deviation(
         "served", "answers an HTTP/1.1 request without Host (RFC 9112 §3.2: 400)"
     ),
-    ("granian", "host-64k"): Deviation("served", "accepts a 64 KB Host header"),
-    ("granian", "host-twice"): Deviation("served", "accepts two Host headers (RFC 9112 §3.2: 400)"),
-    ("granian", "header-64k"): Deviation(
-        "served", "accepts a 64 KB header line (431 only past ~256 KB of headers)"
-    ),
     ("granian", "half-close"): Deviation(
         "silent", "closes without answering a complete request once the client shuts its sending side"
     ),
