@@ -499,9 +499,9 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 
 
 def test_requirements_lock_pins_every_runtime_dependency_with_hashes() -> None:
-    """requirements.lock must pin each [project] dependency of pyproject.toml at a version
+    """requirements.txt must pin each [project] dependency of pyproject.toml at a version
     its range allows, and carry hashes for every pin."""
-    lock = (REPO / "requirements.lock").read_text()
+    lock = (REPO / "requirements.txt").read_text()
     pins: dict[str, str] = {}
     hashed: set[str] = set()
     current = ""
@@ -522,5 +522,5 @@ def test_requirements_lock_pins_every_runtime_dependency_with_hashes() -> None:
         elif not requirement.specifier.contains(pinned, prereleases=True):
             problems.append(f"{requirement.name}=={pinned} is outside {raw!r}")
     assert problems == [], (
-        f"requirements.lock is out of date: {problems}; regenerate it with the command in its header"
+        f"requirements.txt is out of date: {problems}; regenerate it with the command in its header"
     )

@@ -116,7 +116,7 @@ def test_the_procfile_server(tmp_path: Path, write_post: WritePost) -> None:
     """`feeds serve` as the Procfile runs it (granian, two workers): one watcher, fresh
     feeds, the same ETag from every answer, and a clean exit on SIGTERM."""
     procfile = (REPO / "Procfile").read_text().strip()
-    assert procfile == "web: feeds serve --host 0.0.0.0"
+    assert procfile == "web: exec python -m feeds.cli serve --host 0.0.0.0"
     write_post("first.txt", post_text(title="Served"))
     server = Server(tmp_path, tmp_path / "content", via_cli=True, state_dir=str(tmp_path / "state"))
     try:
