@@ -275,6 +275,17 @@ def test_every_instance_serves_the_same_bytes_and_etags(fleet: Fleet) -> None:
     assert b"Fleet post 0" in archive and b"fh:archive" in archive
 
 
+def test_what_the_instances_do_not_let_be_cached_always_goes_through(fleet: Fleet) -> None:
+    """/healthz (no-store) and a 404 (no Cache-Control) are asked of an instance each time."""
+    for path, status in (("/healthz", 200), ("/tags/nothing-here/rss.xml", 404)):
+        verdicts = []
+        for _ in range(3):
+            got, headers, _ = fleet.nginx.get(path)
+            assert got == status, path
+            verdicts.append(headers.get("x-cache-status"))
+        assert verdicts == ["MISS"] * 3, (path, verdicts)
+
+
 def test_64_clients_cost_the_instances_a_few_requests_per_url_per_max_age(fleet: Fleet) -> None:
     seconds = 3 * MAX_AGE
     marks, nginx_mark = fleet.marks(), fleet.nginx.log_size()
