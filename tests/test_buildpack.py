@@ -9,6 +9,7 @@ is only ever spoken to on 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.client
 import os
@@ -133,9 +134,10 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         time.sleep(1.5)  # granian loses a SIGTERM that reaches a worker still starting
         yield app
     finally:
-        if process.poll() is None:
+        # The whole group: a server whose shell was stopped without it must not outlive the test.
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.wait()
 
 
 def test_requirements_txt_is_the_one_pinned_list_that_run_sh_installs() -> None:
