@@ -68,6 +68,8 @@ class Representation:
         gzip_body: bytes | None = None,
         browser_type: str | None = None,
         page: Representation | None = None,
+        stale_while_revalidate: int = 0,
+        stale_if_error: int = 0,
     ) -> Representation:
         # Every tag derives from the identity bytes, so every instance agrees on them
         # even where zlib versions would compress the same bytes differently.
@@ -86,7 +88,7 @@ class Representation:
             gzipped=Variant(gzipped, f'"{digest}-gzip"', "gzip"),
             content_type=content_type,
             last_modified=last_modified.replace(microsecond=0) if last_modified else None,
-            cache_control=f"public, max-age={max_age}",
+            cache_control=cache_control(max_age, stale_while_revalidate, stale_if_error),
             browser=browser,
             page=page,
             vary=", ".join(
@@ -103,6 +105,19 @@ class Answer:
     headers: list[tuple[str, str]]
     body: bytes
     content_type: str  # of the representation chosen, on a 304 too (which carries none)
+
+
+def cache_control(max_age: int, stale_while_revalidate: int = 0, stale_if_error: int = 0) -> str:
+    """The Cache-Control of a feed: fresh for `max_age` seconds, then (RFC 5861) served
+    stale for up to `stale_while_revalidate` seconds while a cache revalidates it in the
+    background (§3), and for up to `stale_if_error` seconds while the origin answers an
+    error or none (§4). A window of 0 leaves its directive out."""
+    directives = [f"public, max-age={max_age}"]
+    if stale_while_revalidate:
+        directives.append(f"stale-while-revalidate={stale_while_revalidate}")
+    if stale_if_error:
+        directives.append(f"stale-if-error={stale_if_error}")
+    return ", ".join(directives)
 
 
 def compress(body: bytes) -> bytes:

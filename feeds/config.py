@@ -7,6 +7,7 @@ Everything is validated once, at start, into a frozen `Settings`; a wrong value 
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import string
@@ -60,6 +61,10 @@ class Settings:
     logo: str = ""
     poll_interval: float = 30.0
     max_age: int = 300
+    # RFC 5861 windows a cache may serve a feed past max_age: while it revalidates in the
+    # background, and while the origin fails (0 leaves the directive out).
+    stale_while_revalidate: int = 60
+    stale_if_error: int = 86400
     empty_guard: bool = True
     state_dir: str = ""
     log_format: str = "text"
@@ -82,7 +87,7 @@ def _text(key: str, value: object) -> str:
     return value
 
 
-def _integer(key: str, value: object) -> int:
+def _integer(key: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, str):
         try:
             value = int(value.strip())
@@ -90,8 +95,8 @@ def _integer(key: str, value: object) -> int:
             raise ConfigError(key, f"expected a whole number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(key, f"expected a whole number, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ConfigError(key, f"must be at least 1, got {value}")
+    if value < minimum:
+        raise ConfigError(key, f"must be at least {minimum}, got {value}")
     return value
 
 
@@ -283,6 +288,8 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "logo": _image,
     "poll_interval": _number,
     "max_age": _integer,
+    "stale_while_revalidate": functools.partial(_integer, minimum=0),
+    "stale_if_error": functools.partial(_integer, minimum=0),
     "empty_guard": _boolean,
     "state_dir": _text,
     "log_format": _log_format,

@@ -32,6 +32,13 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Feed requests are answered from memory in microseconds: sync workers suffice.
 worker_class = "sync"
 graceful_timeout = 10
+# Request limits, past which gunicorn answers 431 (or 400): a request line of 4094 bytes,
+# 100 header fields of 8190 bytes each. They are gunicorn's defaults, written out because
+# `feeds serve` gives granian a limit of its own (feeds.cli.MAX_REQUEST_HEAD) and both
+# servers must refuse a 64 KB header; gunicorn also refuses a second Host itself.
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
 accesslog = None
 control_socket_disable = True  # gunicorn 27's control socket lives in $HOME: one per user, not per server
 errorlog = "-"

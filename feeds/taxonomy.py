@@ -26,8 +26,16 @@ HEADINGS = {SECTIONS: "Sections", "tags": "Tags", "categories": "Categories", "a
 # `rss.xml`, `index.html.gz` or `build.json` would be a folder where the build or the
 # published generation writes a file of that name. Keys are case-folded, so `Tags`,
 # `RSS.xml` and `ARCHIVE` are refused too.
-_TOP_LEVEL_FILES = ("rss.xml", "atom.xml", "feed.json", "feed.html", "feed.xsl", "feeds.opml", "index.html")
-_TOP_LEVEL_FILES += ("build.json",)
+_TOP_LEVEL_FILES = (
+    "rss.xml",
+    "atom.xml",
+    "feed.json",
+    "feed.html",
+    "feed.xsl",
+    "feeds.opml",
+    "index.html",
+    "build.json",
+)
 RESERVED_SECTION_KEYS = frozenset(
     {*KINDS, "archive", "healthz", "metrics", *_TOP_LEVEL_FILES, *(f"{name}.gz" for name in _TOP_LEVEL_FILES)}
 )

@@ -98,9 +98,13 @@ class Snapshots:
     site with many tag feeds and archive pages costs memory only for what is asked.
     Under threads, the generation served only ever moves forward."""
 
-    def __init__(self, store: PublishedStore, max_age: int) -> None:
+    def __init__(
+        self, store: PublishedStore, max_age: int, stale_while_revalidate: int = 0, stale_if_error: int = 0
+    ) -> None:
         self.store = store
         self.max_age = max_age
+        self.stale_while_revalidate = stale_while_revalidate
+        self.stale_if_error = stale_if_error
         self._name: str | None = None
         self._files: Mapping[str, Mapping[str, Any]] = {}  # route -> file name and metadata
         self._pages: Mapping[str, Mapping[str, Any]] = {}  # page file name -> metadata
@@ -207,13 +211,15 @@ class Snapshots:
             gzip_body=self.store.read_file(name, file_name + ".gz"),
             browser_type=browser_type,
             page=page,
+            stale_while_revalidate=self.stale_while_revalidate,
+            stale_if_error=self.stale_if_error,
         )
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     store = PublishedStore(default_state_dir(settings))
-    snapshots = Snapshots(store, settings.max_age)
+    snapshots = Snapshots(store, settings.max_age, settings.stale_while_revalidate, settings.stale_if_error)
     metrics = for_process(store.root / "metrics") if settings.metrics else None
     app = Flask(__name__)
     app.config["FEEDS_SETTINGS"] = settings

@@ -20,12 +20,14 @@ signal.signal(signal.SIGTERM, signal.SIG_DFL)
 from feeds import logs  # noqa: E402
 from feeds.config import load_settings  # noqa: E402
 from feeds.errors import ConfigError  # noqa: E402
+from feeds.hostcheck import SingleHost  # noqa: E402
 from feeds.watcher import WatcherService  # noqa: E402
 from feeds.web import create_app  # noqa: E402
 
 try:
     settings = load_settings()
-    app = create_app(settings)  # checks the state directory (ConfigError when unsafe)
+    # granian cannot refuse a second Host line itself (gunicorn does): see feeds.hostcheck.
+    app = SingleHost(create_app(settings))  # checks the state directory (ConfigError when unsafe)
     watcher = WatcherService(settings)
 except ConfigError as error:
     print(f"feeds: configuration error: {error}", file=sys.stderr)

@@ -33,14 +33,17 @@ class Server:
         workers: int = 2,
         via_cli: bool = False,
         port: int | None = None,
+        extra_env: Mapping[str, str] | None = None,
         **settings: str,
     ) -> None:
         """gunicorn started directly, with an access log naming each answer's worker; or
         with `via_cli`, `feeds serve` as the Procfile runs it (granian). A `port` chosen
-        beforehand lets `base_url` name the server itself."""
+        beforehand lets `base_url` name the server itself; `extra_env` is more environment
+        (the server's own variables); the standard output goes to `output_log`."""
         self.port = port or free_port()
         self.access_log: Path | None = workdir / f"access-{self.port}.log"
         self.error_log = workdir / f"error-{self.port}.log"
+        self.output_log = workdir / f"output-{self.port}.log"
         (workdir / "empty.toml").write_text("")
         env = {
             **os.environ,
@@ -50,6 +53,7 @@ class Server:
             "FEEDS_POLL_INTERVAL": "0.2",
             "WEB_CONCURRENCY": str(workers),
             **{f"FEEDS_{key.upper()}": value for key, value in settings.items()},
+            **(extra_env or {}),
         }
         if via_cli:
             feeds_command = str(Path(sys.executable).with_name("feeds"))
@@ -61,12 +65,13 @@ class Server:
                 *("--bind", f"{HOST}:{self.port}", "--access-logfile", str(self.access_log)),
                 *("--access-logformat", "%(p)s %(s)s %(U)s %({etag}o)s", "feeds.web:create_app()"),
             ]
-        with self.error_log.open("wb") as errors:  # the child keeps its own descriptor
+        # The child keeps its own descriptors.
+        with self.error_log.open("wb") as errors, self.output_log.open("wb") as output:
             self.process = subprocess.Popen(
                 argv,
                 cwd=workdir,
                 env=env,
-                stdout=subprocess.DEVNULL,
+                stdout=output,
                 stderr=errors,
                 start_new_session=True,  # its own process group, for killpg
             )

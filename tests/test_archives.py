@@ -18,6 +18,8 @@ from conftest import MakeSettings, WritePost, post_text
 from feedcheck import NS, parsed, strict_xml
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+# The RFC 5861 directives every feed answer carries with the default settings.
+STALE = ", stale-while-revalidate=60, stale-if-error=86400"
 HISTORY = "{http://purl.org/syndication/history/1.0}archive"
 
 
@@ -115,8 +117,8 @@ def test_archive_pages_are_served_with_a_long_max_age(
     page = client.get("/archive/1/atom.xml")
     assert page.status_code == 200
     assert page.headers["Content-Type"] == "application/atom+xml; charset=utf-8"
-    assert page.headers["Cache-Control"] == f"public, max-age={ARCHIVE_MAX_AGE}"
-    assert client.get("/rss.xml").headers["Cache-Control"] == "public, max-age=300"
+    assert page.headers["Cache-Control"] == f"public, max-age={ARCHIVE_MAX_AGE}{STALE}"
+    assert client.get("/rss.xml").headers["Cache-Control"] == f"public, max-age=300{STALE}"
     again = client.get("/archive/1/atom.xml", headers={"If-None-Match": page.headers["ETag"]})
     assert again.status_code == 304
     assert client.get("/archive/3/atom.xml").status_code == 404
@@ -130,7 +132,7 @@ def test_only_pages_with_a_newer_page_are_kept_for_a_week(
     settings = make_settings(item_limit=10, state_dir=str(tmp_path / "state"))
     watcher = Watcher(settings, PublishedStore(default_state_dir(settings)), clock=lambda: NOW, settle_ns=0)
     client = create_app(settings).test_client()
-    week, short = f"public, max-age={ARCHIVE_MAX_AGE}", "public, max-age=300"
+    week, short = f"public, max-age={ARCHIVE_MAX_AGE}{STALE}", f"public, max-age=300{STALE}"
     pages = [f"/archive/{n}/{name}" for n in (1, 2, 3) for name in ("rss.xml", "atom.xml")]
 
     write_posts(write_post, 0, 25)

@@ -53,7 +53,7 @@ def test_the_service_end_to_end(server: Server, write_post: WritePost, content_d
     assert (status, body, headers["etag"]) == (304, b"", first_etag)
     # When the bytes were published (seconds ago), not the post's date of 2020.
     assert abs(parsedate_to_datetime(headers["last-modified"]).timestamp() - time.time()) < 60
-    assert headers["cache-control"] == "public, max-age=300"
+    assert headers["cache-control"] == "public, max-age=300, stale-while-revalidate=60, stale-if-error=86400"
 
     write_post("second.txt", post_text(title="Second post", date="1600000500"))
     status, headers, body = server.wait_for("/rss.xml", "Second post")
@@ -117,7 +117,7 @@ def test_the_procfile_server(tmp_path: Path, write_post: WritePost) -> None:
     """`feeds serve` as the Procfile runs it (granian, two workers): one watcher, fresh
     feeds, the same ETag from every answer, and a clean exit on SIGTERM."""
     procfile = (REPO / "Procfile").read_text().strip()
-    assert procfile == "web: feeds serve --host 0.0.0.0"
+    assert procfile == "web: exec python -m feeds.cli serve --host 0.0.0.0"
     write_post("first.txt", post_text(title="Served"))
     server = Server(tmp_path, tmp_path / "content", via_cli=True, state_dir=str(tmp_path / "state"))
     try:

@@ -29,6 +29,8 @@ BROKEN_POST = "---\ntitle: No date at all\n---\nThis post forgot its date.\n"
 # Last-Modified is when the bytes were first published: FIXED_NOW, the watcher's clock
 # (not the newest post's date, which stays put through edits and deletions).
 LAST_MODIFIED = "Thu, 01 Jan 2026 00:00:00 GMT"
+# The RFC 5861 directives every feed answer carries with the default settings.
+STALE = ", stale-while-revalidate=60, stale-if-error=86400"
 
 FEED_TYPES = {
     "/rss.xml": "application/rss+xml; charset=utf-8",
@@ -114,7 +116,7 @@ def assert_not_modified(response: TestResponse, etag: str, last_modified: str = 
     assert response.status_code == 304
     assert response.data == b""
     assert response.headers["ETag"] == etag
-    assert response.headers["Cache-Control"] == "public, max-age=300"
+    assert response.headers["Cache-Control"] == f"public, max-age=300{STALE}"
     assert response.headers["Vary"] == VARY[response.request.path]
     assert response.headers["Last-Modified"] == last_modified
     for name in ("Content-Type", "Content-Length", "Content-Encoding"):
@@ -134,7 +136,7 @@ def test_get_serves_published_bytes_with_every_header(site: Site, client: FlaskC
     assert response.headers["Content-Type"] == FEED_TYPES[path]
     assert response.headers["Content-Length"] == str(len(body))
     assert response.headers["ETag"] == site.etag(path)
-    assert response.headers["Cache-Control"] == "public, max-age=300"
+    assert response.headers["Cache-Control"] == f"public, max-age=300{STALE}"
     assert response.headers["Vary"] == VARY[path]
     assert response.headers["Last-Modified"] == LAST_MODIFIED
     assert "Content-Encoding" not in response.headers
@@ -156,7 +158,7 @@ def test_max_age_comes_from_settings(
         settings, PublishedStore(default_state_dir(settings)), clock=lambda: FIXED_NOW, settle_ns=0
     ).poll()
     response = create_app(settings).test_client().get("/atom.xml")
-    assert response.headers["Cache-Control"] == "public, max-age=42"
+    assert response.headers["Cache-Control"] == f"public, max-age=42{STALE}"
 
 
 def test_etags_differ_between_routes(client: FlaskClient) -> None:
