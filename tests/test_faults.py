@@ -24,7 +24,7 @@ from feeds.published import PublishedStore, default_state_dir
 from feeds.scan import Scan
 from feeds.watcher import SETTLE_NS, Watcher
 
-from conftest import MakeSettings, WritePost, post_text
+from conftest import MakeSettings, WritePost, no_wait, post_text
 from feedcheck import check_documents, parsed
 from server import Server
 
@@ -33,7 +33,7 @@ SETTLE_SECONDS = SETTLE_NS / 1e9
 
 
 def watcher_for(settings: Settings, store: PublishedStore) -> Watcher:
-    return Watcher(settings, store, clock=lambda: NOW)
+    return Watcher(settings, store, clock=lambda: NOW, sleep=no_wait)
 
 
 def titles(store: PublishedStore) -> list[str]:
@@ -218,7 +218,7 @@ def test_a_half_written_rewrite_never_reaches_the_feed_when_its_post_moves_up(
     # the build needs b's body: it must not take it from the file as it is now.
     settings = make_settings(state_dir=str(tmp_path / "state"), item_limit=1)
     store = PublishedStore(default_state_dir(settings))
-    watcher = Watcher(settings, store, clock=lambda: NOW, settle_ns=5_000_000_000)
+    watcher = Watcher(settings, store, clock=lambda: NOW, settle_ns=5_000_000_000, sleep=no_wait)
     backdate(write_post("a.md", post_text(title="A", date="2000")), 60)
     b = write_post("b.md", post_text(title="B", date="1000", body="The first version.\n"))
     backdate(b, 60)

@@ -27,6 +27,9 @@ class Clock:
     def __call__(self) -> dt.datetime:
         return self.now
 
+    def sleep(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
 
 @pytest.fixture
 def clock() -> Clock:
@@ -35,7 +38,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def watcher(service_settings: Settings, store: PublishedStore, clock: Clock) -> Watcher:
-    return Watcher(service_settings, store, clock, settle_ns=0)  # the quiet period has its own tests
+    return Watcher(
+        service_settings, store, clock, settle_ns=0, sleep=clock.sleep
+    )  # the quiet period has its own tests
 
 
 def titles(store: PublishedStore) -> list[str]:
@@ -174,10 +179,12 @@ def test_guard_survives_a_new_watcher(
     write_post: WritePost, service_settings: Settings, store: PublishedStore, content_dir: Path, clock: Clock
 ) -> None:
     path = write_post("one.txt", post_text(title="One"))
-    Watcher(service_settings, store, clock, settle_ns=0).poll()
+    Watcher(service_settings, store, clock, settle_ns=0, sleep=clock.sleep).poll()
     good = store.current_name()
     path.unlink()
-    assert Watcher(service_settings, store, clock, settle_ns=0).poll() is False  # took over the lease
+    assert (
+        Watcher(service_settings, store, clock, settle_ns=0, sleep=clock.sleep).poll() is False
+    )  # took over the lease
     assert store.current_name() == good
 
 
@@ -186,7 +193,7 @@ def test_guard_can_be_turned_off(
 ) -> None:
     settings = make_settings(state_dir=str(tmp_path / "state"), empty_guard=False)
     store = PublishedStore(default_state_dir(settings))
-    watcher = Watcher(settings, store, clock, settle_ns=0)
+    watcher = Watcher(settings, store, clock, settle_ns=0, sleep=clock.sleep)
     path = write_post("one.txt", post_text(title="One"))
     watcher.poll()
     path.unlink()
