@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+import feeds.build
 from feeds.build import ARCHIVE_MAX_AGE, Build
+from feeds.markdown import Rendered
 from feeds.pipeline import Pipeline
 from feeds.published import PublishedStore, default_state_dir
 from feeds.watcher import Watcher
@@ -177,3 +182,50 @@ def test_every_document_is_valid_and_byte_stable(write_post: WritePost, make_set
         elif name == "feed.json":
             assert json.loads(output.body)["items"]
     assert kinds == {"rss.xml": 1 + 6 + 6, "atom.xml": 1 + 6 + 6, "feed.json": 1 + 6, "feed.xsl": 1}
+
+
+def test_archived_posts_are_summarized_not_rendered(
+    write_post: WritePost, make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forty posts, two in the main feed: only those two are rendered. The others' archive
+    entries take their summaries from the head of the body, as a render would give them;
+    a body that takes seconds to render costs nothing once it is archived."""
+    for n in range(40):
+        body = f"The *first* paragraph of post {n}.\n\nA second paragraph.\n"
+        if n == 3:
+            body = "![" * 249_999  # about 9 s to render whole
+        write_post(
+            f"p{n:03d}.md",
+            post_text(title=f"Post {n}", date=str(1_000_000 + n * 60), description=None, body=body),
+        )
+    renders: list[str] = []
+    real_render = feeds.build.render
+
+    def counted(body: str, base_url: str) -> Rendered:
+        renders.append(base_url)
+        return real_render(body, base_url)
+
+    monkeypatch.setattr(feeds.build, "render", counted)
+    pipeline = Pipeline(make_settings(item_limit=2))
+    started = time.perf_counter()
+    built = pipeline.run(NOW)
+    assert time.perf_counter() - started < 5
+    assert len(renders) == 2 and {item.post.title for item in built.items} == {"Post 39", "Post 38"}
+    summaries = {
+        entry.title: entry.summary
+        for output in built.outputs
+        if output.path.startswith("archive/") and output.path.endswith("atom.xml")
+        for entry in parsed(output.body).entries
+    }
+    assert len(summaries) == 40  # every complete page is archived, the newest too
+    for n in range(40):
+        if n != 3:
+            assert summaries[f"Post {n}"] == f"The first paragraph of post {n}."
+    assert summaries["Post 3"].startswith("![![") and len(summaries["Post 3"]) <= 301
+    assert pipeline.run(NOW).outputs == built.outputs and len(renders) == 2  # kept for the next build
+    # The same summaries as a full render gives them, in the main feeds.
+    monkeypatch.setattr(feeds.build, "render", real_render)
+    (make_settings().content_dir / "p003.md").unlink()
+    everything = Pipeline(make_settings(item_limit=40)).run(NOW)
+    rendered = {item.post.title: item.summary for item in everything.items}
+    assert all(summaries[title] == rendered[title] for title in rendered)
