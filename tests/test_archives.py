@@ -28,7 +28,7 @@ HISTORY = "{http://purl.org/syndication/history/1.0}archive"
 
 def write_posts(write_post: WritePost, first: int, last: int) -> None:
     for n in range(first, last):
-        write_post(f"p{n:03d}.txt", post_text(title=f"Post {n}", date=str(1_000_000 + n * 60)))
+        write_post(f"p{n:03d}.txt", post_text(title=f"Post {n}", date=str(1_601_000_000 + n * 60)))
 
 
 def bodies(built: Build) -> dict[str, bytes]:
@@ -166,7 +166,7 @@ def test_every_document_is_valid_and_byte_stable(write_post: WritePost, make_set
             f"\nid: custom-{n}" if n % 5 == 0 else ""
         )
         write_post(
-            f"p{n:03d}.md", post_text(title=f"Post {n} & <b>", date=str(1_000_000 + n * 60), extra=extra)
+            f"p{n:03d}.md", post_text(title=f"Post {n} & <b>", date=str(1_601_000_000 + n * 60), extra=extra)
         )
     settings = make_settings(item_limit=5, websub_hub="https://hub.example/")
     first = Pipeline(settings).run(NOW)
@@ -196,7 +196,7 @@ def test_archived_posts_are_summarized_not_rendered(
             body = "![" * 249_999  # about 9 s to render whole
         write_post(
             f"p{n:03d}.md",
-            post_text(title=f"Post {n}", date=str(1_000_000 + n * 60), description=None, body=body),
+            post_text(title=f"Post {n}", date=str(1_601_000_000 + n * 60), description=None, body=body),
         )
     renders: list[str] = []
     real_render = feeds.build.render

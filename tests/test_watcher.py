@@ -67,12 +67,12 @@ def test_first_poll_publishes_and_an_unchanged_poll_does_nothing(
 def test_added_changed_and_removed_files_rebuild(
     write_post: WritePost, watcher: Watcher, store: PublishedStore
 ) -> None:
-    one = write_post("one.txt", post_text(title="One", date="1000"))
+    one = write_post("one.txt", post_text(title="One", date="1600001000"))
     watcher.poll()
-    write_post("two.txt", post_text(title="Two", date="2000"))
+    write_post("two.txt", post_text(title="Two", date="1600002000"))
     assert watcher.poll() is True
     assert titles(store) == ["Two", "One"]
-    write_post("one.txt", post_text(title="One, edited", date="1000", body="Longer body now.\n"))
+    write_post("one.txt", post_text(title="One, edited", date="1600001000", body="Longer body now.\n"))
     assert watcher.poll() is True
     assert titles(store) == ["Two", "One, edited"]
     one.unlink()
