@@ -84,6 +84,10 @@ class Build:
         """How many files were left out (a post that only lost its content is not)."""
         return len({problem.path for problem in self.problems} - self.degraded)
 
+    def reported(self, problem: Problem) -> str:
+        """`problem` as a log line says it: a post that only lost its content is used."""
+        return f"{'lost content' if problem.path in self.degraded else 'skipped'} {problem}"
+
 
 def make_item(post: Post, body: str, max_render_bytes: int = Settings.max_render_bytes) -> Item:
     """`post` with its Markdown `body` rendered and its summary decided.

@@ -135,7 +135,7 @@ class Watcher:
         self.last_success = rfc3339(now)
         elapsed_ms = (time.perf_counter() - started) * 1000
         for problem in built.problems:
-            log.warning("skipped %s", problem)
+            log.warning("%s", built.reported(problem))
         log.info(
             "build: %d changed, %d removed, %d files, %d posts used, %d held back, %d skipped, %.0f ms, %s",
             reading.changed,

@@ -153,6 +153,20 @@ def test_skipped_posts_are_reported_on_health_and_in_the_log(
     assert "1 changed" not in caplog.text and "2 changed, 0 removed, 2 files, 1 posts used" in caplog.text
 
 
+def test_a_post_that_only_lost_its_content_is_not_logged_as_skipped(
+    write_post: WritePost,
+    make_settings: MakeSettings,
+    store: PublishedStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings(state_dir=str(store.root), max_render_bytes=100)
+    write_post("long.txt", post_text(body="word " * 100))
+    with caplog.at_level(logging.INFO, logger="feeds.watcher"):
+        assert Watcher(settings, store, settle_ns=0).poll() is True
+    assert "lost content long.txt: content: left out of the feeds" in caplog.text
+    assert "skipped long.txt" not in caplog.text and "0 skipped" in caplog.text
+
+
 @pytest.mark.parametrize("how", ["emptied", "removed"])
 def test_guard_keeps_the_last_good_feeds_when_the_content_vanishes(
     write_post: WritePost, watcher: Watcher, store: PublishedStore, content_dir: Path, how: str
