@@ -1,6 +1,7 @@
-"""From posts to feed bytes: select, render the newest, write RSS, Atom and JSON Feed
-for the site, for each section, tag, category and author, RFC 5005 archive pages, and
-the OPML list of every feed.
+"""From posts to feed bytes: select, render the newest posts of each feed, write RSS,
+Atom and JSON Feed for the site, for each section, tag, category and author, RFC 5005
+archive pages (whose entries are summarized from the head of the body, never rendered),
+and the OPML list of every feed.
 
 Pure: the same posts, settings and `now` always give byte-identical documents.
 """
@@ -17,7 +18,7 @@ from feeds.config import Settings
 from feeds.errors import Problem
 from feeds.feedpage import PAGE_FILE, feed_page
 from feeds.jsonfeed import json_feed
-from feeds.markdown import first_paragraph, render, summarize
+from feeds.markdown import first_paragraph, render
 from feeds.opml import OPML_PATH, opml
 from feeds.posts import Author, Post
 from feeds.select import select
@@ -33,8 +34,9 @@ FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
 # the max_age setting, like the main feeds.
 ARCHIVE_MAX_AGE = 7 * 24 * 3600
 MAX_CONTENT_BYTES = 9_000_000  # libxml2 refuses a text node over 10,000,000 bytes
-# A body too large to render gives its summary from the first paragraph of this many
-# characters: markdown-it's worst case is about 20 µs a character.
+# A summary comes from the first paragraph of this many characters of the body, so that
+# posts never rendered (archived, too large, summary mode) cost little: markdown-it's
+# worst case is about 20 µs a character.
 SUMMARY_SOURCE_CHARS = 8192
 
 Memo = Callable[[Hashable, Callable[[], bytes]], bytes]
@@ -85,6 +87,10 @@ class Build:
         """How many files were left out (a post that only lost its content is not)."""
         return len({problem.path for problem in self.problems} - self.degraded)
 
+    def reported(self, problem: Problem) -> str:
+        """`problem` as a log line says it: a post that only lost its content is used."""
+        return f"{'lost content' if problem.path in self.degraded else 'skipped'} {problem}"
+
 
 def make_item(post: Post, body: str, max_render_bytes: int = Settings.max_render_bytes) -> Item:
     """`post` with its Markdown `body` rendered and its summary decided.
@@ -100,7 +106,7 @@ def make_item(post: Post, body: str, max_render_bytes: int = Settings.max_render
         reason = f"{size} bytes, over max_render_bytes ({max_render_bytes})"
         return without_content(post, summary, reason)
     rendered = render(body, post.permalink)
-    summary = post.summary or summarize(rendered, post.title)
+    summary = post.summary or _head_summary(post, body)
     if _escaped_size(rendered.html) > MAX_CONTENT_BYTES:
         reason = f"the HTML is over {MAX_CONTENT_BYTES} bytes once escaped into XML"
         return without_content(post, summary, reason)
@@ -116,6 +122,8 @@ def summary_item(post: Post, body: Callable[[], str]) -> Item:
 
 
 def _head_summary(post: Post, body: str) -> str:
+    # Every summary taken from a body comes from here, rendered whole or not, so that a
+    # post's summary is the same in the main feeds, the archive and either content mode.
     return shorten(first_paragraph(body, SUMMARY_SOURCE_CHARS)) or post.title
 
 
@@ -166,12 +174,14 @@ def build(
     now: dt.datetime,
     settings: Settings,
     itemize: Callable[[Post], Item],
+    summarize: Callable[[Post], str],
     memo: Memo = no_memo,
     pages: bool = False,
 ) -> Build:
     """Builds every document; `itemize` makes the item of a post that reaches a feed
-    (reading its body, or reusing an item rendered before), and `memo` may return the
-    bytes of a document made before from the same inputs. With `pages`, each folder of
+    (reading its body, or reusing an item rendered before), `summarize` gives the
+    summary of an archived post without rendering its body (`summary_item`), and `memo`
+    may return the bytes of a document made before from the same inputs. With `pages`, each folder of
     feeds also gets the HTML page that the service shows browsers (`feeds.feedpage`);
     `feeds build` leaves them out, since a static host cannot choose them."""
     selection = select(posts, now)
@@ -206,7 +216,7 @@ def build(
     terms = tuple(sorted((*sections, *kept), key=lambda term: (term.kind, term.key)))
     outputs.append(Output(OPML_PATH, feed_list(settings, terms)))
     for number, archived in enumerate(archive, 1):
-        outputs.extend(_archive_outputs(settings, number, len(archive), archived, noted, memo, pages))
+        outputs.extend(_archive_outputs(settings, number, len(archive), archived, summarize, memo, pages))
     return Build(
         documents=site,
         outputs=tuple(outputs),
@@ -336,13 +346,14 @@ def _archive_outputs(
     number: int,
     count: int,
     page: tuple[Post, ...],
-    itemize: Callable[[Post], Item],
+    summarize: Callable[[Post], str],
     memo: Memo,
     pages: bool,
 ) -> list[Output]:
-    # Archive entries carry their summaries, not their whole text: rendering the whole
-    # history of a large site at every cold build would cost seconds.
-    items = tuple(_summary_item(post, itemize) for post in reversed(page))
+    # Archive entries carry their summaries, not their whole text, and are never
+    # rendered: rendering the whole history of a large site at every cold build would
+    # cost seconds, and minutes with a few pathological bodies.
+    items = tuple(Item(post, "", summarize(post)) for post in reversed(page))
     channel = _channel(
         settings, f"/archive/{number}/", f"{settings.title} (archive {number})", settings.description
     )
@@ -362,13 +373,6 @@ def _archive_outputs(
         body = memo(("page", channel, items, current), partial(feed_page, channel, items, current))
         outputs.append(Output(f"archive/{number}/{PAGE_FILE}", body, max_age))
     return outputs
-
-
-def _summary_item(post: Post, itemize: Callable[[Post], Item]) -> Item:
-    if post.summary:
-        return Item(post, "", post.summary)
-    item = itemize(post)  # the summary comes from the body's first paragraph
-    return Item(post, "", item.summary)
 
 
 def _latest_archive(settings: Settings, count: int, kind: str) -> Paging:

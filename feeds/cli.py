@@ -51,10 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="TOML settings file (default: config/feeds.toml)")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    build = commands.add_parser("build", help="write rss.xml, atom.xml and feed.json")
+    build = commands.add_parser(
+        "build", help="write the site's, tags', categories' and archive feeds and feed.xsl"
+    )
     build.add_argument("--content", help="content directory (overrides content_dir)")
     build.add_argument("--out", type=Path, default=Path("public"), help="output directory (default: public)")
-    build.add_argument("--strict", action="store_true", help="exit 1 when any post was skipped")
+    build.add_argument(
+        "--strict", action="store_true", help="exit 1 when any post was skipped or lost its content"
+    )
     build.set_defaults(command=_build)
 
     check = commands.add_parser("check", help="list every problem post as 'path: field: reason'")
@@ -85,7 +89,7 @@ def _run(settings: Settings) -> tuple[Build, float]:
 def _build(args: argparse.Namespace, settings: Settings) -> int:
     result, elapsed_ms = _run(settings)
     for problem in result.problems:
-        log.warning("skipped %s", problem)
+        log.warning("%s", result.reported(problem))
     written = write_outputs(args.out, result.outputs)
     removed = f"; removed {len(written.removed)} files no longer built" if written.removed else ""
     print(

@@ -13,6 +13,9 @@ _NUMBER = re.compile(r"[+-]?\d+(\.\d*)?")
 _BASIC_DATE = re.compile(r"\d{8}")
 # The zone "-0000" of RFC 5322 §3.3, after the time and before an optional comment.
 _UTC_NO_LOCAL = re.compile(r"\s-0000(?=\s|\(|$)")
+# Unix seconds read as a date: from 100,000,000 (1973-03-03T09:46:40Z) to before
+# 4,102,444,800 (2100-01-01T00:00:00Z).
+PLAUSIBLE_TIMESTAMPS = (100_000_000, 4_102_444_800)
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -53,7 +56,7 @@ def _from_text(text: str) -> object:
     if _BASIC_DATE.fullmatch(text):
         return _basic_date(text)
     if _NUMBER.fullmatch(text):
-        return float(text)
+        return float(text) if "." in text else int(text)  # shown in a problem as written
     try:
         return dt.datetime.fromisoformat(text)
     except ValueError:
@@ -83,9 +86,18 @@ def _from_timestamp(seconds: float) -> dt.datetime:
     try:
         if not math.isfinite(seconds):
             raise ValueError(f"not a date: {brief(seconds)}")
-        return dt.datetime.fromtimestamp(seconds, dt.UTC)
+        moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
     except (OverflowError, OSError, ValueError):
         raise ValueError(f"timestamp out of range: {brief(seconds)}") from None
+    # A year (2024), a date without dashes read as a number (20240315.0) or with the
+    # time run on (202403151230) would otherwise date a post in 1970 or hold it back
+    # for millennia, silently. Real timestamps of posts fall well within this window.
+    if not PLAUSIBLE_TIMESTAMPS[0] <= seconds < PLAUSIBLE_TIMESTAMPS[1]:
+        raise ValueError(
+            f"{brief(seconds)} is not a plausible Unix timestamp ({rfc3339(moment)}: a timestamp must "
+            "fall between 1973-03-03 and 2100-01-01); write dates as ISO 8601, e.g. 2024-03-15"
+        )
+    return moment
 
 
 def rfc822(moment: dt.datetime) -> str:

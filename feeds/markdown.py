@@ -15,7 +15,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.footnote import footnote_plugin
 
-from feeds.text import clean, shorten
+from feeds.text import clean
 
 # One parser for the process: building it compiles its rules, and rendering with it
 # keeps no state between documents.
@@ -82,7 +82,6 @@ _SAFE_STYLE = re.compile(r"\s*text-align\s*:\s*(?:left|right|center|justify)\s*"
 @dataclass(frozen=True)
 class Rendered:
     html: str
-    first_paragraph: str
 
 
 def render(body: str, base_url: str) -> Rendered:
@@ -94,7 +93,7 @@ def render(body: str, base_url: str) -> Rendered:
     """
     tokens = _MARKDOWN.parse(clean(body))
     html = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {})
-    return Rendered(html=safe_html(html, base_url), first_paragraph=_first_paragraph(tokens))
+    return Rendered(html=safe_html(html, base_url))
 
 
 def first_paragraph(body: str, limit: int) -> str:
@@ -103,10 +102,6 @@ def first_paragraph(body: str, limit: int) -> str:
     head = body[:limit]
     blank = head.rfind("\n\n")
     return _first_paragraph(_MARKDOWN.parse(clean(head[:blank] if blank > 0 else head)))
-
-
-def summarize(rendered: Rendered, fallback: str) -> str:
-    return shorten(rendered.first_paragraph) or fallback
 
 
 def safe_html(html: str, base_url: str) -> str:

@@ -81,6 +81,7 @@ class Pipeline:
         self.pages = pages  # make the browser page of each feed's folder too (the service)
         self._committed: Reading | None = None
         self._items: dict[Post, Item] = {}
+        self._summaries: dict[Post, str] = {}  # of archived posts, which are not rendered
         self._documents: dict[Hashable, bytes] = {}
         self._sources: dict[str, SourceFile] = {}  # the files of the reading being built
         self._unread: set[Post] = set()  # posts whose body no longer matches, this build
@@ -133,12 +134,21 @@ class Pipeline:
 
     def build(self, reading: Reading, now: dt.datetime) -> Build:
         items: dict[Post, Item] = {}
+        summaries: dict[Post, str] = {}
         documents: dict[Hashable, bytes] = {}
 
         def item(post: Post) -> Item:
             if post not in items:
                 items[post] = self._items.get(post) or self._item(post)
             return items[post]
+
+        def summary(post: Post) -> str:
+            # An archived post is never rendered: its summary comes from the head of its
+            # body, or from its item when it is rendered anyway (the same function).
+            if post not in summaries:
+                known = items.get(post) or self._items.get(post)
+                summaries[post] = known.summary if known else self._summaries.get(post) or self._summary(post)
+            return summaries[post]
 
         def memo(key: Hashable, make: Callable[[], bytes]) -> bytes:
             # Keys hold whole tuples of items, so each lookup hashes them all: look up once.
@@ -151,17 +161,19 @@ class Pipeline:
         while True:
             self._sources, self._unread = reading.files, set()
             posts, problems, files_read = reading.posts, reading.problems, reading.files_read
-            built = build(posts, problems, files_read, now, self.settings, item, memo, self.pages)
+            built = build(posts, problems, files_read, now, self.settings, item, summary, memo, self.pages)
             if not self._unread:
                 break
             # A body changed after it was parsed: what was made from it is dropped, and
             # the build runs again without that version (rare: a file written meanwhile).
             for post in self._unread:
                 items.pop(post, None)
+                summaries.pop(post, None)
             documents.clear()
             reading = self._without(reading, {post.source for post in self._unread})
         # Only what this build used is kept, so the caches never outgrow the site.
         self._committed, self._items, self._documents = reading, items, documents
+        self._summaries = summaries
         for cut in built.cuts:
             log.warning("cut %s", cut)
         return built
@@ -178,6 +190,15 @@ class Pipeline:
             log.exception("unexpected error rendering %s", post.source)
             reason = f"unexpected {type(error).__name__}: {brief(error)}"
             return without_content(post, post.summary or post.title, reason)
+
+    def _summary(self, post: Post) -> str:
+        """The post's summary without rendering its body (`summary_item`); like `_item`,
+        an unforeseen failure costs the post its summary, never the build."""
+        try:
+            return summary_item(post, partial(self._body, post)).summary
+        except Exception:
+            log.exception("unexpected error summarizing %s", post.source)
+            return post.summary or post.title
 
     def run(self, now: dt.datetime, progress: Progress | None = None) -> Build:
         return self.build(self.read(progress), now)

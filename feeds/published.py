@@ -164,6 +164,7 @@ class PublishedStore:
         self.current_link = self.root / "current"
         self.health_path = self.root / "health.json"
         _check_private_folder(self.root)
+        _check_ancestors(self.root)
         if os.path.lexists(self.generations):
             _check_private_folder(self.generations)
         else:
@@ -355,6 +356,31 @@ def _make_private_folder(folder: Path) -> None:
             path.mkdir(mode=0o700, exist_ok=True)
     except OSError as error:
         raise ConfigError("state_dir", f"cannot create {str(folder)!r}: {error.strerror}") from None
+
+
+def _check_ancestors(folder: Path) -> None:
+    """Refuses a state directory below a folder that another user could rename it out
+    of, putting a state directory of theirs in its place: as OpenSSH checks the folders
+    above authorized_keys, each must belong to this user or to root, and be writable by
+    no one else unless it has the sticky bit (like /tmp), which keeps others from
+    renaming what they do not own. (The state directory itself is never shared.)"""
+    for parent in folder.parents:
+        try:
+            about = os.lstat(parent)
+        except OSError as error:
+            raise ConfigError("state_dir", f"cannot use {str(parent)!r}: {error.strerror}") from None
+        reason = None
+        if about.st_uid not in (0, os.geteuid()):
+            reason = f"belongs to uid {about.st_uid}, neither root nor this service's uid {os.geteuid()}"
+        elif about.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not about.st_mode & stat.S_ISVTX:
+            mode = stat.S_IMODE(about.st_mode)
+            reason = f"is writable by its group or by others without the sticky bit (mode {mode:o})"
+        if reason:
+            raise ConfigError(
+                "state_dir",
+                f"{str(folder)!r} is inside {str(parent)!r}, which {reason}: another user could put "
+                "a state directory of theirs in its place",
+            )
 
 
 def _check_private_folder(folder: Path) -> None:

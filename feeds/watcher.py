@@ -39,7 +39,13 @@ log = logging.getLogger("feeds.watcher")
 SETTLE_NS = 60_000_000
 SETTLE_RECHECKS = 10  # a file written to without pause is left for the next regular poll
 
+# The longest a publish waits for the clock to reach the date its changed bytes get.
+# Dates of changed bytes are at most one second past the latest date published, and
+# that one was not ahead of the clock, so a second is enough unless the clock went back.
+MAX_CLOCK_WAIT = dt.timedelta(seconds=1)
+
 Clock = Callable[[], dt.datetime]
+Sleep = Callable[[float], None]
 
 
 def utc_now() -> dt.datetime:
@@ -65,10 +71,12 @@ class Watcher:
         settle_ns: int = SETTLE_NS,
         publisher: Publisher | None = None,
         metrics: Metrics | None = None,
+        sleep: Sleep = time.sleep,
     ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.sleep = sleep
         self.publisher = publisher
         self.metrics = metrics
         self.pipeline = Pipeline(settings, settle_ns, pages=True)
@@ -101,10 +109,11 @@ class Watcher:
             self._guard(reading)
             built = self.pipeline.build(reading, now)
             files = self._files(built, self.published_files)
-            meta = self._meta(built, files, self.clock())  # the moment of publication
             published = None
+            meta: dict[str, Any] = {}
             # A generation from before Last-Modified was stamped is published again.
             if files != self.published_files or "last_modified_max" not in self.published_meta:
+                meta = self._meta(built, files, self._publication_moment(built, files))
                 published = self.store.publish(files, meta, self.published_files)
         except Exception as error:
             self.retry = True
@@ -126,7 +135,7 @@ class Watcher:
         self.last_success = rfc3339(now)
         elapsed_ms = (time.perf_counter() - started) * 1000
         for problem in built.problems:
-            log.warning("skipped %s", problem)
+            log.warning("%s", built.reported(problem))
         log.info(
             "build: %d changed, %d removed, %d files, %d posts used, %d held back, %d skipped, %.0f ms, %s",
             reading.changed,
@@ -144,6 +153,20 @@ class Watcher:
             result = "published" if published else "unchanged"
             self.metrics.build(result, elapsed_ms / 1000, built.used, built.skipped)
         return published is not None
+
+    def _publication_moment(self, built: Build, files: Mapping[str, bytes]) -> dt.datetime:
+        """The clock at publication, once it has reached the date the changed documents
+        get. Changed bytes are dated at least a second past their previous date, so two
+        publishes within one second would otherwise date the second one ahead of the
+        clock, and a server MUST NOT send a Last-Modified later than its Date (RFC 9110
+        §8.8.2.1). describe() still moves the date forward if the clock went back."""
+        now = self.clock()
+        latest = self._meta(built, files, now)["last_modified_max"]
+        ahead = dt.datetime.fromisoformat(latest) - now if latest else dt.timedelta(0)
+        if dt.timedelta(0) < ahead <= MAX_CLOCK_WAIT:
+            self.sleep(ahead.total_seconds())
+            now = self.clock()
+        return now
 
     def _guard(self, reading: Reading) -> None:
         if self.settings.empty_guard and reading.files_read == 0 and self.published_posts > 0:

@@ -8,7 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+import feeds.build
 from feeds.build import ARCHIVE_MAX_AGE, Build
+from feeds.markdown import Rendered
 from feeds.pipeline import Pipeline
 from feeds.published import PublishedStore, default_state_dir
 from feeds.watcher import Watcher
@@ -25,7 +29,7 @@ HISTORY = "{http://purl.org/syndication/history/1.0}archive"
 
 def write_posts(write_post: WritePost, first: int, last: int) -> None:
     for n in range(first, last):
-        write_post(f"p{n:03d}.txt", post_text(title=f"Post {n}", date=str(1_000_000 + n * 60)))
+        write_post(f"p{n:03d}.txt", post_text(title=f"Post {n}", date=str(1_601_000_000 + n * 60)))
 
 
 def bodies(built: Build) -> dict[str, bytes]:
@@ -163,7 +167,7 @@ def test_every_document_is_valid_and_byte_stable(write_post: WritePost, make_set
             f"\nid: custom-{n}" if n % 5 == 0 else ""
         )
         write_post(
-            f"p{n:03d}.md", post_text(title=f"Post {n} & <b>", date=str(1_000_000 + n * 60), extra=extra)
+            f"p{n:03d}.md", post_text(title=f"Post {n} & <b>", date=str(1_601_000_000 + n * 60), extra=extra)
         )
     settings = make_settings(item_limit=5, websub_hub="https://hub.example/")
     first = Pipeline(settings).run(NOW)
@@ -186,3 +190,48 @@ def test_every_document_is_valid_and_byte_stable(write_post: WritePost, make_set
         "feed.xsl": 1,
         "feeds.opml": 1,
     }
+
+
+def test_archived_posts_are_summarized_not_rendered(
+    write_post: WritePost, make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forty posts, two in the main feed: only those two are rendered. The others' archive
+    entries take their summaries from the head of the body, as a render would give them;
+    a body that takes seconds to render costs nothing once it is archived."""
+    for n in range(40):
+        body = f"The *first* paragraph of post {n}.\n\nA second paragraph.\n"
+        if n == 3:
+            body = "![" * 249_999  # about 9 s to render whole
+        write_post(
+            f"p{n:03d}.md",
+            post_text(title=f"Post {n}", date=str(1_601_000_000 + n * 60), description=None, body=body),
+        )
+    renders: list[str] = []
+    real_render = feeds.build.render
+
+    def counted(body: str, base_url: str) -> Rendered:
+        renders.append(base_url)
+        return real_render(body, base_url)
+
+    monkeypatch.setattr(feeds.build, "render", counted)
+    pipeline = Pipeline(make_settings(item_limit=2))
+    built = pipeline.run(NOW)
+    assert len(renders) == 2 and {item.post.title for item in built.items} == {"Post 39", "Post 38"}
+    summaries = {
+        entry.title: entry.summary
+        for output in built.outputs
+        if output.path.startswith("archive/") and output.path.endswith("atom.xml")
+        for entry in parsed(output.body).entries
+    }
+    assert len(summaries) == 40  # every complete page is archived, the newest too
+    for n in range(40):
+        if n != 3:
+            assert summaries[f"Post {n}"] == f"The first paragraph of post {n}."
+    assert summaries["Post 3"].startswith("![![") and len(summaries["Post 3"]) <= 301
+    assert pipeline.run(NOW).outputs == built.outputs and len(renders) == 2  # kept for the next build
+    # The same summaries as a full render gives them, in the main feeds.
+    monkeypatch.setattr(feeds.build, "render", real_render)
+    (make_settings().content_dir / "p003.md").unlink()
+    everything = Pipeline(make_settings(item_limit=40)).run(NOW)
+    rendered = {item.post.title: item.summary for item in everything.items}
+    assert all(summaries[title] == rendered[title] for title in rendered)

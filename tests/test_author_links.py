@@ -26,14 +26,14 @@ def authored(write_post: WritePost) -> None:
         "kept.txt",
         post_text(
             title="Kept",
-            date="2000",
+            date="1600002000",
             extra="authors:\n  - {name: Ada, uri: /people/ada/}\n"
             "  - {name: Grace, url: 'mailto:g@example.org'}",
         ),
     )
     write_post(
         "hostile.txt",
-        post_text(title="Hostile", date="3000", extra="author: {name: A, uri: 'javascript:alert(1)'}"),
+        post_text(title="Hostile", date="1600003000", extra="author: {name: A, uri: 'javascript:alert(1)'}"),
     )
 
 

@@ -357,3 +357,34 @@ def test_progress_bar_only_on_a_terminal_and_for_long_scans() -> None:
     with cli._ProgressBar(short) as bar:
         bar.update(10, 10)
     assert short.getvalue() == ""
+
+
+def test_a_post_that_only_lost_its_content_is_logged_as_such(
+    write_post: WritePost, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It is in the feeds with its summary: "skipped" would send its author looking for a
+    post that is not missing. --strict still fails on it, as its help says."""
+    config.write_text(config.read_text() + "max_render_bytes = 100\n")
+    write_post("long.txt", post_text(body="word " * 100))
+    write_post("bad.txt", "---\ntitle: x\n---\n")
+    out = tmp_path / "out"
+    assert cli.main(["--config", str(config), "build", "--strict", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "lost content long.txt: content: left out of the feeds" in err
+    assert "skipped bad.txt: date: missing" in err and "skipped long.txt" not in err
+
+
+def test_build_help_names_what_it_writes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["build", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "exit 1 when any post was skipped or lost its content" in shown
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "write the site's, tags', categories' and archive feeds and feed.xsl" in shown
+
+
+def test_the_shipped_config_describes_the_default_state_dir() -> None:
+    text = " ".join(line.lstrip("# ") for line in (REPO / "config" / "feeds.toml").read_text().splitlines())
+    assert "~/.local/state/feeds/<digest>" in text and "system's temporary directory named" not in text

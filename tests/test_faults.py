@@ -24,7 +24,7 @@ from feeds.published import PublishedStore, default_state_dir
 from feeds.scan import Scan
 from feeds.watcher import SETTLE_NS, Watcher
 
-from conftest import MakeSettings, WritePost, post_text
+from conftest import MakeSettings, WritePost, no_wait, post_text
 from feedcheck import check_documents, parsed
 from server import Server
 
@@ -33,7 +33,7 @@ SETTLE_SECONDS = SETTLE_NS / 1e9
 
 
 def watcher_for(settings: Settings, store: PublishedStore) -> Watcher:
-    return Watcher(settings, store, clock=lambda: NOW)
+    return Watcher(settings, store, clock=lambda: NOW, sleep=no_wait)
 
 
 def titles(store: PublishedStore) -> list[str]:
@@ -120,10 +120,10 @@ def twins(original: Path, impostor: Path) -> None:
 def test_a_half_written_post_waits_and_is_published_whole(
     service_settings: Settings, store: PublishedStore, write_post: WritePost, content_dir: Path
 ) -> None:
-    backdate(write_post("old.txt", post_text(title="Old", date="1000")))
+    backdate(write_post("old.txt", post_text(title="Old", date="1600001000")))
     watcher = watcher_for(service_settings, store)
     assert watcher.poll() is True
-    whole = post_text(title="New", date="2000", body="First paragraph.\n\nThe very last sentence.\n")
+    whole = post_text(title="New", date="1600002000", body="First paragraph.\n\nThe very last sentence.\n")
     path = content_dir / "new.txt"
     with path.open("w") as writer:
         writer.write(whole[: len(whole) // 2])
@@ -162,8 +162,8 @@ def test_files_that_change_between_scan_and_read(
     after_scan: Callable[[Callable[[], None]], None],
     fault: str,
 ) -> None:
-    keep = write_post("keep.txt", post_text(title="Kept", date="1000"))
-    victim = write_post("victim.txt", post_text(title="Victim", date="2000"))
+    keep = write_post("keep.txt", post_text(title="Kept", date="1600001000"))
+    victim = write_post("victim.txt", post_text(title="Victim", date="1600002000"))
     for path in (keep, victim):
         backdate(path)
 
@@ -174,7 +174,7 @@ def test_files_that_change_between_scan_and_read(
     actions: dict[str, Callable[[], None]] = {
         "removed": victim.unlink,
         "truncated": lambda: victim.write_bytes(victim.read_bytes()[:30]),
-        "rewritten": lambda: victim.write_text(post_text(title="Victim, rewritten", date="2000")),
+        "rewritten": lambda: victim.write_text(post_text(title="Victim, rewritten", date="1600002000")),
         "appended": append,
     }
     after_scan(actions[fault])
@@ -218,13 +218,13 @@ def test_a_half_written_rewrite_never_reaches_the_feed_when_its_post_moves_up(
     # the build needs b's body: it must not take it from the file as it is now.
     settings = make_settings(state_dir=str(tmp_path / "state"), item_limit=1)
     store = PublishedStore(default_state_dir(settings))
-    watcher = Watcher(settings, store, clock=lambda: NOW, settle_ns=5_000_000_000)
-    backdate(write_post("a.md", post_text(title="A", date="2000")), 60)
-    b = write_post("b.md", post_text(title="B", date="1000", body="The first version.\n"))
+    watcher = Watcher(settings, store, clock=lambda: NOW, settle_ns=5_000_000_000, sleep=no_wait)
+    backdate(write_post("a.md", post_text(title="A", date="1600002000")), 60)
+    b = write_post("b.md", post_text(title="B", date="1600001000", body="The first version.\n"))
     backdate(b, 60)
     assert watcher.poll() is True
     assert titles(store) == ["A"]
-    whole = post_text(title="B", date="1000", body="NEW VERSION, HALF WRITTEN NO MORE: the end.\n")
+    whole = post_text(title="B", date="1600001000", body="NEW VERSION, HALF WRITTEN NO MORE: the end.\n")
     b.write_text(whole[: whole.index("TTEN NO MORE")])
     (content_dir / "a.md").unlink()
     watcher.poll()
@@ -296,7 +296,7 @@ def test_a_symlink_swapped_in_between_read_and_build_is_never_published(
     secret.write_text(f"{SECRET}\n")
     post = write_post("post.txt", post_text(title="Post", body="The original body.\n"))
     backdate(post)
-    write_post("keep.txt", post_text(title="Kept", date="1000"))
+    write_post("keep.txt", post_text(title="Kept", date="1600001000"))
     backdate(post.with_name("keep.txt"))
     watcher = watcher_for(service_settings, store)
     away = tmp_path / "post.away"
@@ -390,9 +390,9 @@ def test_a_fifo_swapped_in_for_a_post_never_blocks_the_watcher(
     after_read: AfterRead,
     moment: str,
 ) -> None:
-    post = write_post("post.txt", post_text(title="Post", date="2000"))
+    post = write_post("post.txt", post_text(title="Post", date="1600002000"))
     backdate(post)
-    backdate(write_post("keep.txt", post_text(title="Kept", date="1000")))
+    backdate(write_post("keep.txt", post_text(title="Kept", date="1600001000")))
     watcher = watcher_for(service_settings, store)
 
     def swap() -> None:
@@ -442,7 +442,7 @@ def test_a_permission_denied_file_is_skipped_and_named(
 def test_a_folder_that_disappears_and_comes_back(
     service_settings: Settings, store: PublishedStore, write_post: WritePost, content_dir: Path
 ) -> None:
-    for relpath, title, date in (("a/one.txt", "One", "1000"), ("b/two.txt", "Two", "2000")):
+    for relpath, title, date in (("a/one.txt", "One", "1600001000"), ("b/two.txt", "Two", "1600002000")):
         backdate(write_post(relpath, post_text(title=title, date=date)))
     watcher = watcher_for(service_settings, store)
     watcher.poll()

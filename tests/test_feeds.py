@@ -126,10 +126,10 @@ def test_json_feed_document(write_post: WritePost, settings: Settings) -> None:
 
 
 def test_newest_first_ties_by_path_and_item_limit(write_post: WritePost, make_settings: MakeSettings) -> None:
-    write_post("b.txt", post_text(title="B", date="2000"))
-    write_post("a.txt", post_text(title="A", date="2000"))
-    write_post("c.txt", post_text(title="C", date="3000"))
-    write_post("d.txt", post_text(title="D", date="1000"))
+    write_post("b.txt", post_text(title="B", date="1600002000"))
+    write_post("a.txt", post_text(title="A", date="1600002000"))
+    write_post("c.txt", post_text(title="C", date="1600003000"))
+    write_post("d.txt", post_text(title="D", date="1600001000"))
     documents = build(make_settings(item_limit=3)).documents
     rss, atom, feed = check_documents(documents)
     assert [e.title for e in rss.entries] == ["C", "A", "B"]
@@ -156,7 +156,7 @@ def test_drafts_and_future_posts_are_left_out_until_due(write_post: WritePost, s
 
 def test_bad_post_is_skipped_and_the_rest_built(write_post: WritePost, settings: Settings) -> None:
     write_post("good.txt", post_text(title="Good"))
-    write_post("bad.txt", "---\ntitle: [x]\ndate: 1\n---\n")
+    write_post("bad.txt", "---\ntitle: [x]\ndate: 1600000000\n---\n")
     write_post("binary.md", b"\x89PNG\r\n\x1a\n\x00\x00\xff")
     result = build(settings)
     rss, _, _ = check_documents(result.documents)

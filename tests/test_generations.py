@@ -20,7 +20,7 @@ from feeds.published import PublishedStore, default_state_dir
 from feeds.watcher import Watcher
 from feeds.web import Snapshots, create_app
 
-from conftest import MakeSettings, WritePost, post_text
+from conftest import MakeSettings, WritePost, no_wait, post_text
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -64,7 +64,9 @@ def steps_counted(monkeypatch: pytest.MonkeyPatch, kill_at: int | None = None) -
 
 def new_watcher(settings: Settings) -> Watcher:
     """A watcher as a restarted process makes it: new objects over the same state dir."""
-    return Watcher(settings, PublishedStore(default_state_dir(settings)), lambda: NOW, settle_ns=0)
+    return Watcher(
+        settings, PublishedStore(default_state_dir(settings)), lambda: NOW, settle_ns=0, sleep=no_wait
+    )
 
 
 def served_feed(settings: Settings) -> bytes:

@@ -432,7 +432,7 @@ YAML_TORTURE: tuple[Callable[[int], str], ...] = (
     lambda n: "- a\n- b",
     lambda n: "just a scalar",
     lambda n: f"title: !{'t' * n * 2} x",  # the tag is quoted in PyYAML's error
-    lambda n: f"title: !<tag:{'t' * n * 2}> x\ndate: 1",
+    lambda n: f"title: !<tag:{'t' * n * 2}> x\ndate: 1600000000",
     lambda n: f"permalink: http://example.com:{'p' * n * 2}/x",  # the port is quoted by urlsplit
     lambda n: f"image: https://example.com:{'p' * n * 2}/x.png",
     lambda n: f"author: {'(' * n * 2}",  # nested comments in an address: email.utils recurses
@@ -495,23 +495,23 @@ def toml_posts(draw: st.DrawFn) -> File:
 
 random_bytes = st.one_of(
     st.binary(max_size=300),
-    st.binary(max_size=300).map(lambda data: b"---\ntitle: x\ndate: 1\n---\n" + data),
+    st.binary(max_size=300).map(lambda data: b"---\ntitle: x\ndate: 1600000000\n---\n" + data),
     st.binary(max_size=300).map(lambda data: b"---\n" + data + b"\n---\n"),
     st.sampled_from(
         [
             b"\xed\xa0\x80",
-            b"---\ntitle: \xed\xa0\x80\ndate: 1\n---\n",
-            b"---\ntitle: ok\ndate: 1\n---\n\xed\xb0\x80 body",
+            b"---\ntitle: \xed\xa0\x80\ndate: 1600000000\n---\n",
+            b"---\ntitle: ok\ndate: 1600000000\n---\n\xed\xb0\x80 body",
             b"\xef\xbb\xbf",
-            b"\xef\xbb\xbf\xef\xbb\xbf---\ntitle: t\ndate: 1\n---\n",
+            b"\xef\xbb\xbf\xef\xbb\xbf---\ntitle: t\ndate: 1600000000\n---\n",
             b"\xff\xfe-\x00-\x00-\x00",
-            b"---\r\ntitle: t\r\ndate: 1\r\n---\r\n",
-            b"---\rtitle: t\rdate: 1\r---\rbody",
+            b"---\r\ntitle: t\r\ndate: 1600000000\r\n---\r\n",
+            b"---\rtitle: t\rdate: 1600000000\r---\rbody",
             b"",
             b"---",
             b"---\n",
             b"+++\n",
-            b"---\ntitle: t\ndate: 1\n",
+            b"---\ntitle: t\ndate: 1600000000\n",
         ]
     ),
 ).map(lambda data: (data, None))
@@ -552,8 +552,8 @@ def test_good_posts_build_valid_feeds(files: list[File]) -> None:
 
 # Each property keeps, as an explicit example, a failure it found: see the plain tests below.
 HUGE_INTEGER_DATE = b"---\ntitle: t\ndate: 1" + b"0" * 4000 + b"\n---\n"
-NESTED_COMMENT_AUTHOR = b"---\ntitle: t\ndate: 1\nauthor: " + b"(" * 1000 + b"\n---\n"
-UNKNOWN_TAG_TITLE = b"---\ntitle: !" + b"t" * 600 + b" x\ndate: 1\n---\n"
+NESTED_COMMENT_AUTHOR = b"---\ntitle: t\ndate: 1600000000\nauthor: " + b"(" * 1000 + b"\n---\n"
+UNKNOWN_TAG_TITLE = b"---\ntitle: !" + b"t" * 600 + b" x\ndate: 1600000000\n---\n"
 
 
 @HOSTILE
@@ -614,10 +614,12 @@ def test_nested_comments_in_an_author_are_a_problem_not_a_crash(settings: Settin
 @pytest.mark.parametrize(
     "front",
     [
-        pytest.param("title: !" + "x" * 600 + " t\ndate: 1", id="unknown-yaml-tag"),
-        pytest.param("title: !<" + "x" * 600 + "> t\ndate: 1", id="unknown-verbatim-yaml-tag"),
-        pytest.param("title: t\ndate: 1\npermalink: http://a:" + "x" * 600 + "/", id="permalink-port"),
-        pytest.param("title: t\ndate: 1\nimage: http://a:" + "x" * 600 + "/", id="image-port"),
+        pytest.param("title: !" + "x" * 600 + " t\ndate: 1600000000", id="unknown-yaml-tag"),
+        pytest.param("title: !<" + "x" * 600 + "> t\ndate: 1600000000", id="unknown-verbatim-yaml-tag"),
+        pytest.param(
+            "title: t\ndate: 1600000000\npermalink: http://a:" + "x" * 600 + "/", id="permalink-port"
+        ),
+        pytest.param("title: t\ndate: 1600000000\nimage: http://a:" + "x" * 600 + "/", id="image-port"),
     ],
 )
 def test_problem_messages_stay_short(settings: Settings, front: str) -> None:

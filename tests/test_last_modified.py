@@ -1,8 +1,8 @@
 """Last-Modified follows the bytes: each document's date is the moment its current bytes
 were first published, from the watcher's clock; it moves forward with every change of
-the bytes (one second past the previous date when the clock has not moved that far),
-never back, and survives restarts. First through the app with an injected clock, then
-against the real servers (granian and gunicorn) and the real curl binary."""
+the bytes (the watcher waits for the clock to pass the previous date by a second when
+it has not moved that far), never back, and survives restarts. First through the app
+with an injected clock, then against the real servers (granian and gunicorn) and the real curl binary."""
 
 from __future__ import annotations
 
@@ -50,6 +50,10 @@ class Clock:
     def __call__(self) -> dt.datetime:
         return self.now
 
+    def sleep(self, seconds: float) -> None:
+        """The watcher waits for the clock to reach a date: time passes only then."""
+        self.now += dt.timedelta(seconds=seconds)
+
 
 def write_site(write_post: WritePost) -> None:
     """Five posts, two per page (item_limit = 2): two archive pages, a tag, a category."""
@@ -94,7 +98,7 @@ def site(make_settings: MakeSettings, tmp_path: Path, write_post: WritePost) -> 
     settings = make_settings(state_dir=str(tmp_path / "state"), item_limit=2)
     store = PublishedStore(default_state_dir(settings))
     clock = Clock()
-    watcher = Watcher(settings, store, clock, settle_ns=0)
+    watcher = Watcher(settings, store, clock, settle_ns=0, sleep=clock.sleep)
     assert watcher.poll() is True
     return Site(settings, store, clock, watcher)
 
@@ -150,6 +154,22 @@ def test_last_modified_never_goes_back_even_when_the_clock_does(
     assert dates == [T0.replace(microsecond=0) + n * SECOND for n in range(len(CHANGES) + 1)]
 
 
+def test_last_modified_is_never_later_than_the_moment_it_is_served(site: Site, write_post: WritePost) -> None:
+    """A post every 0.12 s: each change still gets a later date, and no date is ahead of
+    the clock when it is served (RFC 9110 §8.8.2.1), because the watcher waits for the
+    clock to reach the date instead of dating the bytes in the future."""
+    client = site.client()
+    dates = []
+    for n in range(20):
+        write_post("e.txt", post("e", 1_600_004_000, title=f"Retitled {n}"))
+        site.clock.now += dt.timedelta(seconds=0.12)
+        assert site.watcher.poll() is True
+        served = parsedate_to_datetime(client.get("/rss.xml").headers["Last-Modified"])
+        assert served <= site.clock.now, n
+        dates.append(served)
+    assert dates == sorted(set(dates))  # strictly later at every change
+
+
 def test_a_document_that_comes_back_starts_after_every_date_published(
     site: Site, write_post: WritePost, content_dir: Path
 ) -> None:
@@ -174,7 +194,9 @@ def test_last_modified_survives_a_restart_over_the_same_state_dir(
     before = validators(site.client())
     later = Clock()
     later.now = T0 + dt.timedelta(hours=5)
-    restarted = Watcher(site.settings, PublishedStore(default_state_dir(site.settings)), later, settle_ns=0)
+    restarted = Watcher(
+        site.settings, PublishedStore(default_state_dir(site.settings)), later, settle_ns=0, sleep=later.sleep
+    )
     assert restarted.poll() is False  # the same bytes: nothing published, dates kept
     assert validators(site.client()) == before
     later.now = T0 - dt.timedelta(hours=5)  # and a clock behind the dates published
@@ -192,7 +214,9 @@ def test_publication_time_never_enters_the_bytes(
         settings = make_settings(state_dir=str(tmp_path / f"state{n}"), item_limit=2)
         clock = Clock()
         clock.now = moment
-        assert Watcher(settings, PublishedStore(default_state_dir(settings)), clock, settle_ns=0).poll()
+        assert Watcher(
+            settings, PublishedStore(default_state_dir(settings)), clock, settle_ns=0, sleep=clock.sleep
+        ).poll()
         answers.append(validators(create_app(settings).test_client()))
     for path in PATHS:
         assert answers[0][path][:2] == answers[1][path][:2], path  # bytes and ETag
@@ -210,7 +234,7 @@ def test_a_generation_published_before_dates_were_stamped_is_published_again(
     del meta["last_modified_max"]
     current.write_text(json.dumps(meta))
     assert site.client().get("/rss.xml").headers.get("Last-Modified") is None
-    watcher = Watcher(site.settings, site.store, site.clock, settle_ns=0)
+    watcher = Watcher(site.settings, site.store, site.clock, settle_ns=0, sleep=site.clock.sleep)
     assert watcher.poll() is True
     assert validators(site.client())["/rss.xml"][2] == http_date(T0)
 

@@ -332,3 +332,42 @@ def test_the_server_never_serves_a_published_symlink(
     finally:
         server.stop()
     assert "symlink is never followed" in server.errors()
+
+
+@pytest.mark.parametrize(
+    ("owner", "folder_mode", "why"),
+    [
+        (NOBODY, 0o755, f"belongs to uid {NOBODY}, neither root nor this service's uid 0"),
+        (0, 0o775, "is writable by its group or by others without the sticky bit (mode 775)"),
+        (0, 0o757, "is writable by its group or by others without the sticky bit (mode 757)"),
+    ],
+    ids=["nobody's", "group-writable", "world-writable"],
+)
+def test_a_state_dir_inside_a_folder_another_user_controls_is_refused(
+    tmp_path: Path, owner: int, folder_mode: int, why: str
+) -> None:
+    """Another user who may rename what is in a folder above the state directory can
+    replace it with one of theirs, whose feeds the service would serve."""
+    shared = tmp_path / "x"
+    shared.mkdir()
+    state = shared / "deeper" / "state"
+    state.mkdir(parents=True, mode=0o700)
+    state.parent.chmod(0o755)
+    shared.chmod(folder_mode)
+    os.chown(shared, owner, owner)
+    try:
+        assert refusal(state) == (
+            f"{str(state)!r} is inside {str(shared)!r}, which {why}: another user could put "
+            "a state directory of theirs in its place"
+        )
+    finally:
+        os.chown(shared, 0, 0)
+
+
+def test_a_sticky_shared_folder_is_fine_above_the_state_dir(tmp_path: Path) -> None:
+    """Like /tmp: others may write there, but not rename what they do not own."""
+    shared = tmp_path / "sticky"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    assert PublishedStore(shared / "state").root == shared / "state"
+    assert "writable by its group or by others (mode 1777)" in refusal(shared)  # never as the state dir

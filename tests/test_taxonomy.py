@@ -63,9 +63,11 @@ def term_documents(built: Build, folder: str) -> FeedDocuments:
 
 @pytest.fixture
 def tagged(write_post: WritePost) -> None:
-    write_post("a.txt", post_text(title="Pointers", date="1000", extra="tags: C++, Web Dev"))
-    write_post("b.txt", post_text(title="Templates", date="2000", extra="tags:\n  - c++\n  - Rust"))
-    write_post("c.txt", post_text(title="Layouts", date="3000", extra="tags: web dev\ncategories: [Guides]"))
+    write_post("a.txt", post_text(title="Pointers", date="1600001000", extra="tags: C++, Web Dev"))
+    write_post("b.txt", post_text(title="Templates", date="1600002000", extra="tags:\n  - c++\n  - Rust"))
+    write_post(
+        "c.txt", post_text(title="Layouts", date="1600003000", extra="tags: web dev\ncategories: [Guides]")
+    )
 
 
 def test_each_term_has_its_own_valid_feeds(tagged: None, settings: Settings) -> None:
@@ -94,7 +96,7 @@ def test_each_term_has_its_own_valid_feeds(tagged: None, settings: Settings) -> 
 
 def test_term_feeds_keep_the_item_limit(write_post: WritePost, make_settings: MakeSettings) -> None:
     for n in range(7):
-        write_post(f"p{n}.txt", post_text(title=f"P{n}", date=str(1000 + n), extra="tags: Busy"))
+        write_post(f"p{n}.txt", post_text(title=f"P{n}", date=str(1_600_001_000 + n), extra="tags: Busy"))
     built = Pipeline(make_settings(item_limit=3)).run(NOW)
     rss, _, _ = check_documents(term_documents(built, "tags/busy/"))
     assert [e.title for e in rss.entries] == ["P6", "P5", "P4"]
@@ -142,11 +144,11 @@ def test_term_feeds_are_deterministic(tagged: None, settings: Settings) -> None:
 
 
 def test_a_changed_post_rebuilds_only_its_terms(write_post: WritePost, settings: Settings) -> None:
-    write_post("a.txt", post_text(title="A", date="1000", extra="tags: One"))
-    write_post("b.txt", post_text(title="B", date="2000", extra="tags: Two"))
+    write_post("a.txt", post_text(title="A", date="1600001000", extra="tags: One"))
+    write_post("b.txt", post_text(title="B", date="1600002000", extra="tags: Two"))
     pipeline = Pipeline(settings)
     before = {o.path: o.body for o in pipeline.run(NOW).outputs}
-    write_post("a.txt", post_text(title="A, edited", date="1000", extra="tags: One"))
+    write_post("a.txt", post_text(title="A, edited", date="1600001000", extra="tags: One"))
     after = {o.path: o.body for o in pipeline.run(NOW).outputs}
     assert after["tags/two/rss.xml"] is before["tags/two/rss.xml"]  # reused, not rebuilt
     assert after["tags/one/rss.xml"] != before["tags/one/rss.xml"]
@@ -216,8 +218,8 @@ def test_term_key_properties(name: str) -> None:
 def test_nfc_and_nfd_spellings_share_one_feed(
     write_post: WritePost, make_settings: MakeSettings, tmp_path: Path
 ) -> None:
-    write_post("a.txt", post_text(title="Composed", date="1000", extra="tags: Caf\u00e9"))
-    write_post("b.txt", post_text(title="Decomposed", date="2000", extra="tags: Cafe\u0301"))
+    write_post("a.txt", post_text(title="Composed", date="1600001000", extra="tags: Caf\u00e9"))
+    write_post("b.txt", post_text(title="Decomposed", date="1600002000", extra="tags: Cafe\u0301"))
     settings = make_settings(state_dir=str(tmp_path / "state"))
     built = Pipeline(settings).run(NOW)
     assert [(t.kind, t.key, t.name) for t in built.terms if t.kind == "tags"] == [

@@ -40,7 +40,7 @@ LONG_TAGS = {
 def long_tagged(write_post: WritePost) -> None:
     for number, (label, tag) in enumerate(LONG_TAGS.items()):
         assert len(tag) <= MAX_TERM_LENGTH, label
-        text = post_text(title=f"Post {label}", date=str(1000 + number), extra=f"tags: {tag}")
+        text = post_text(title=f"Post {label}", date=str(1_600_001_000 + number), extra=f"tags: {tag}")
         write_post(f"{label}.txt", text)
 
 

@@ -27,6 +27,9 @@ class Clock:
     def __call__(self) -> dt.datetime:
         return self.now
 
+    def sleep(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
 
 @pytest.fixture
 def clock() -> Clock:
@@ -35,7 +38,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def watcher(service_settings: Settings, store: PublishedStore, clock: Clock) -> Watcher:
-    return Watcher(service_settings, store, clock, settle_ns=0)  # the quiet period has its own tests
+    return Watcher(
+        service_settings, store, clock, settle_ns=0, sleep=clock.sleep
+    )  # the quiet period has its own tests
 
 
 def titles(store: PublishedStore) -> list[str]:
@@ -62,12 +67,12 @@ def test_first_poll_publishes_and_an_unchanged_poll_does_nothing(
 def test_added_changed_and_removed_files_rebuild(
     write_post: WritePost, watcher: Watcher, store: PublishedStore
 ) -> None:
-    one = write_post("one.txt", post_text(title="One", date="1000"))
+    one = write_post("one.txt", post_text(title="One", date="1600001000"))
     watcher.poll()
-    write_post("two.txt", post_text(title="Two", date="2000"))
+    write_post("two.txt", post_text(title="Two", date="1600002000"))
     assert watcher.poll() is True
     assert titles(store) == ["Two", "One"]
-    write_post("one.txt", post_text(title="One, edited", date="1000", body="Longer body now.\n"))
+    write_post("one.txt", post_text(title="One, edited", date="1600001000", body="Longer body now.\n"))
     assert watcher.poll() is True
     assert titles(store) == ["Two", "One, edited"]
     one.unlink()
@@ -148,6 +153,20 @@ def test_skipped_posts_are_reported_on_health_and_in_the_log(
     assert "1 changed" not in caplog.text and "2 changed, 0 removed, 2 files, 1 posts used" in caplog.text
 
 
+def test_a_post_that_only_lost_its_content_is_not_logged_as_skipped(
+    write_post: WritePost,
+    make_settings: MakeSettings,
+    store: PublishedStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings(state_dir=str(store.root), max_render_bytes=100)
+    write_post("long.txt", post_text(body="word " * 100))
+    with caplog.at_level(logging.INFO, logger="feeds.watcher"):
+        assert Watcher(settings, store, settle_ns=0).poll() is True
+    assert "lost content long.txt: content: left out of the feeds" in caplog.text
+    assert "skipped long.txt" not in caplog.text and "0 skipped" in caplog.text
+
+
 @pytest.mark.parametrize("how", ["emptied", "removed"])
 def test_guard_keeps_the_last_good_feeds_when_the_content_vanishes(
     write_post: WritePost, watcher: Watcher, store: PublishedStore, content_dir: Path, how: str
@@ -174,10 +193,12 @@ def test_guard_survives_a_new_watcher(
     write_post: WritePost, service_settings: Settings, store: PublishedStore, content_dir: Path, clock: Clock
 ) -> None:
     path = write_post("one.txt", post_text(title="One"))
-    Watcher(service_settings, store, clock, settle_ns=0).poll()
+    Watcher(service_settings, store, clock, settle_ns=0, sleep=clock.sleep).poll()
     good = store.current_name()
     path.unlink()
-    assert Watcher(service_settings, store, clock, settle_ns=0).poll() is False  # took over the lease
+    assert (
+        Watcher(service_settings, store, clock, settle_ns=0, sleep=clock.sleep).poll() is False
+    )  # took over the lease
     assert store.current_name() == good
 
 
@@ -186,7 +207,7 @@ def test_guard_can_be_turned_off(
 ) -> None:
     settings = make_settings(state_dir=str(tmp_path / "state"), empty_guard=False)
     store = PublishedStore(default_state_dir(settings))
-    watcher = Watcher(settings, store, clock, settle_ns=0)
+    watcher = Watcher(settings, store, clock, settle_ns=0, sleep=clock.sleep)
     path = write_post("one.txt", post_text(title="One"))
     watcher.poll()
     path.unlink()

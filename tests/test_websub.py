@@ -20,7 +20,7 @@ from feeds.published import PublishedStore, default_state_dir
 from feeds.watcher import Watcher
 from feeds.websub import Publisher
 
-from conftest import MakeSettings, WritePost, post_text
+from conftest import MakeSettings, WritePost, no_wait, post_text
 from feedcheck import NS, check_documents, strict_xml
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -113,7 +113,9 @@ def test_a_build_that_changed_feeds_pings_the_hub(
 ) -> None:
     settings = make_settings(websub_hub=hub.url, state_dir=str(tmp_path / "state"))
     publisher = Publisher(settings.websub_hub, retry_delays=(0.05, 0.05))
-    watcher = Watcher(settings, PublishedStore(default_state_dir(settings)), lambda: NOW, 0, publisher)
+    watcher = Watcher(
+        settings, PublishedStore(default_state_dir(settings)), lambda: NOW, 0, publisher, sleep=no_wait
+    )
     write_post("a.txt", post_text(title="A", extra="tags: C++"))
     assert watcher.poll() is True
     names = ("rss.xml", "atom.xml", "feed.json")
@@ -144,7 +146,9 @@ def test_failed_pings_are_retried_and_never_block_the_build(
     try:
         settings = make_settings(websub_hub=hub.url, state_dir=str(tmp_path / "state"))
         publisher = Publisher(settings.websub_hub, retry_delays=(0.05, 0.1, 0.2))
-        watcher = Watcher(settings, PublishedStore(default_state_dir(settings)), lambda: NOW, 0, publisher)
+        watcher = Watcher(
+            settings, PublishedStore(default_state_dir(settings)), lambda: NOW, 0, publisher, sleep=no_wait
+        )
         write_post("a.txt", post_text(title="A"))
         started = time.monotonic()
         assert watcher.poll() is True
