@@ -35,13 +35,15 @@ GROUPS = ["Sections", "Tags", "Categories", "Authors"]
 def varied(write_post: WritePost) -> None:
     """A site with a feed of every kind: sections (one nested deeper), tags, categories,
     authors (the site's own by default), names in several scripts and some with markup."""
-    write_post("Notes/one.md", post_text(title="Note one", date="1000", extra="tags: [C++, Café]"))
-    write_post("Notes/2024/two.md", post_text(title="Note two", date="2000", extra="author: Zoë Ålander"))
-    write_post("日記/three.md", post_text(title="Three", date="3000", extra="categories: [Guides]"))
+    write_post("Notes/one.md", post_text(title="Note one", date="1600001000", extra="tags: [C++, Café]"))
     write_post(
-        "blog/four.md", post_text(title="Four", date="4000", extra="authors: [Ann, {name: 'R&D <b>'}]")
+        "Notes/2024/two.md", post_text(title="Note two", date="1600002000", extra="author: Zoë Ålander")
     )
-    write_post("five.md", post_text(title="Five at the top", date="5000", extra="tags: Web Dev"))
+    write_post("日記/three.md", post_text(title="Three", date="1600003000", extra="categories: [Guides]"))
+    write_post(
+        "blog/four.md", post_text(title="Four", date="1600004000", extra="authors: [Ann, {name: 'R&D <b>'}]")
+    )
+    write_post("five.md", post_text(title="Five at the top", date="1600005000", extra="tags: Web Dev"))
 
 
 def opml_of(built: Build) -> bytes:

@@ -239,10 +239,10 @@ def test_nfc_and_nfd_spellings_share_one_feed(
 
 @pytest.fixture
 def sectioned(write_post: WritePost) -> None:
-    write_post("Notes/one.md", post_text(title="Note one", date="1000", extra="author: Ann Lee"))
-    write_post("Notes/2024/deep.md", post_text(title="Deep note", date="3000", extra="tags: Deep"))
-    write_post("blog/hello.md", post_text(title="Hello", date="2000", extra="authors: [Ann Lee, Bo]"))
-    write_post("top.md", post_text(title="At the top", date="4000"))
+    write_post("Notes/one.md", post_text(title="Note one", date="1600001000", extra="author: Ann Lee"))
+    write_post("Notes/2024/deep.md", post_text(title="Deep note", date="1600003000", extra="tags: Deep"))
+    write_post("blog/hello.md", post_text(title="Hello", date="1600002000", extra="authors: [Ann Lee, Bo]"))
+    write_post("top.md", post_text(title="At the top", date="1600004000"))
 
 
 def published_client(settings: Settings) -> FlaskClient:
@@ -323,11 +323,11 @@ def test_section_and_author_feeds_are_deterministic(sectioned: None, settings: S
 def test_a_changed_post_rebuilds_only_its_section_and_authors(
     write_post: WritePost, settings: Settings
 ) -> None:
-    write_post("a/one.txt", post_text(title="A", date="1000", extra="author: Ann"))
-    write_post("b/two.txt", post_text(title="B", date="2000", extra="author: Bo"))
+    write_post("a/one.txt", post_text(title="A", date="1600001000", extra="author: Ann"))
+    write_post("b/two.txt", post_text(title="B", date="1600002000", extra="author: Bo"))
     pipeline = Pipeline(settings)
     before = {o.path: o.body for o in pipeline.run(NOW).outputs}
-    write_post("a/one.txt", post_text(title="A, edited", date="1000", extra="author: Ann"))
+    write_post("a/one.txt", post_text(title="A, edited", date="1600001000", extra="author: Ann"))
     after = {o.path: o.body for o in pipeline.run(NOW).outputs}
     assert (
         after["b/rss.xml"] is before["b/rss.xml"]
@@ -363,8 +363,8 @@ def test_a_section_that_clashes_with_a_route_gets_no_feeds(
     # Published, a folder `build.json` or `index.html.gz` would be a folder where the
     # generation holds a file: every publish would fail. They get no section instead.
     for n, folder in enumerate(CLASHING_FOLDERS):
-        write_post(f"{folder}/p{n}.md", post_text(title=f"In {folder}", date=str(1000 + n)))
-    write_post("fine/p.md", post_text(title="Fine", date="999"))
+        write_post(f"{folder}/p{n}.md", post_text(title=f"In {folder}", date=str(1_600_001_000 + n)))
+    write_post("fine/p.md", post_text(title="Fine", date="1600000999"))
     with caplog.at_level(logging.WARNING, logger="feeds"):
         built = Pipeline(service_settings).run(NOW)
     assert [t.key for t in built.terms if t.kind == "sections"] == ["fine"]
@@ -393,7 +393,8 @@ def test_every_top_level_name_of_the_site_is_reserved(
     # is reserved too.
     for n in range(4):
         write_post(
-            f"s{n}/p{n}.md", post_text(title=f"P{n}", date=str(1000 + n), extra="tags: T\ncategories: C")
+            f"s{n}/p{n}.md",
+            post_text(title=f"P{n}", date=str(1_600_001_000 + n), extra="tags: T\ncategories: C"),
         )
     settings = make_settings(state_dir=str(tmp_path / "state"), item_limit=2, metrics=True)
     client = published_client(settings)
@@ -410,12 +411,12 @@ def test_every_top_level_name_of_the_site_is_reserved(
 def test_section_keys_like_tags(write_post: WritePost, service_settings: Settings) -> None:
     # NFC and NFD spellings of one folder name (macOS writes NFD) are one section, and
     # so are case and spacing variants; the name is the folder that sorts first.
-    write_post("Caf\u00e9/a.md", post_text(title="Composed", date="1000"))
-    write_post("cafe\u0301/b.md", post_text(title="Decomposed", date="2000"))
-    write_post("Web Dev/c.md", post_text(title="Spaced", date="3000"))
+    write_post("Caf\u00e9/a.md", post_text(title="Composed", date="1600001000"))
+    write_post("cafe\u0301/b.md", post_text(title="Decomposed", date="1600002000"))
+    write_post("Web Dev/c.md", post_text(title="Spaced", date="1600003000"))
     # 127 dotted capital Is are 254 bytes on disk, but their key folds to 381 bytes.
     long_name = "\u0130" * 127
-    write_post(f"{long_name}/d.md", post_text(title="Long", date="4000"))
+    write_post(f"{long_name}/d.md", post_text(title="Long", date="1600004000"))
     built = Pipeline(service_settings).run(NOW)
     sections = {t.key: (t.name, [p.title for p in t.posts]) for t in built.terms if t.kind == "sections"}
     long_key = term_key(long_name)
@@ -438,7 +439,7 @@ def test_a_folder_name_that_is_not_text_gets_no_section(content_dir: Path, setti
         path = bytes(content_dir) + b"/" + folder
         os.mkdir(path)
         with open(path + b"/p%d.md" % n, "w") as file:
-            file.write(post_text(title="Inside", date="1000"))
+            file.write(post_text(title="Inside", date="1600001000"))
     built = Pipeline(settings).run(NOW)
     assert built.used == 3 and not built.problems
     assert [t for t in built.terms if t.kind == "sections"] == []
@@ -455,13 +456,18 @@ def test_a_folder_name_that_is_not_text_gets_no_section(content_dir: Path, setti
 
 
 def test_each_author_has_a_feed(write_post: WritePost, service_settings: Settings) -> None:
-    write_post("a.md", post_text(title="By Jane", date="1000", extra="author: Jane Doe <jane@example.com>"))
-    write_post("b.md", post_text(title="By jane too", date="2000", extra="author: {name: '  jane   DOE '}"))
     write_post(
-        "c.md", post_text(title="Two of them", date="3000", extra="authors: [Jane Doe, {name: 'R&D <b>'}]")
+        "a.md", post_text(title="By Jane", date="1600001000", extra="author: Jane Doe <jane@example.com>")
     )
-    write_post("d.md", post_text(title="Nobody named", date="4000"))
-    write_post("e.md", post_text(title="Dots", date="5000", extra="author: ../../etc"))
+    write_post(
+        "b.md", post_text(title="By jane too", date="1600002000", extra="author: {name: '  jane   DOE '}")
+    )
+    write_post(
+        "c.md",
+        post_text(title="Two of them", date="1600003000", extra="authors: [Jane Doe, {name: 'R&D <b>'}]"),
+    )
+    write_post("d.md", post_text(title="Nobody named", date="1600004000"))
+    write_post("e.md", post_text(title="Dots", date="1600005000", extra="author: ../../etc"))
     built = Pipeline(service_settings).run(NOW)
     authors = {t.key: (t.name, [p.title for p in t.posts]) for t in built.terms if t.kind == "authors"}
     assert authors == {
