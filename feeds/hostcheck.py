@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from feeds.web import plain_answer
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-BODY = b"Bad Request: more than one Host header field\n"
+BODY = "Bad Request: more than one Host header field\n"
 
 
 class SingleHost:
@@ -27,13 +29,4 @@ class SingleHost:
         if "," not in environ.get("HTTP_HOST", ""):
             return self.app(environ, start_response)
         # The Host value is not echoed: the answer says what was wrong, not what was sent.
-        start_response(
-            "400 Bad Request",
-            [
-                ("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(BODY))),
-                ("Cache-Control", "no-store"),
-                ("X-Content-Type-Options", "nosniff"),
-            ],
-        )
-        return [BODY]
+        return plain_answer(start_response, "400 Bad Request", BODY)

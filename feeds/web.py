@@ -298,7 +298,7 @@ class CachedFeeds:
         representation = self.snapshots.representation(path)
         if representation is None:
             if path in CORE_PATHS:
-                return _plain(
+                return plain_answer(
                     start_response,
                     "503 Service Unavailable",
                     "The first build has not finished yet.\n",
@@ -324,12 +324,15 @@ class CachedFeeds:
 
 
 def _not_allowed(start_response: StartResponse) -> list[bytes]:
-    return _plain(start_response, "405 Method Not Allowed", "Method not allowed.\n", [("Allow", ALLOWED)])
+    return plain_answer(
+        start_response, "405 Method Not Allowed", "Method not allowed.\n", [("Allow", ALLOWED)]
+    )
 
 
-def _plain(
-    start_response: StartResponse, status: str, text: str, extra: list[tuple[str, str]]
+def plain_answer(
+    start_response: StartResponse, status: str, text: str, extra: Iterable[tuple[str, str]] = ()
 ) -> list[bytes]:
+    """A short text answer that no cache keeps: errors and refusals outside the feeds."""
     body = text.encode()
     start_response(
         status,
