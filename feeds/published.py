@@ -34,7 +34,7 @@ from typing import Any
 from feeds.config import Settings
 from feeds.dates import rfc3339
 from feeds.errors import ConfigError, FeedsError
-from feeds.store import write_atomically
+from feeds.files import write_atomically
 
 KEEP_GENERATIONS = 3  # older ones are pruned; a worker still loading one retries
 META_FILE = "build.json"

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import stat
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from feeds.build import FEED_FILES, Output
+from feeds.files import write_atomically
 from feeds.opml import OPML_PATH
 from feeds.xmlfeeds import STYLESHEET_PATH
 
@@ -32,21 +31,6 @@ class Written:
 
     paths: tuple[Path, ...]  # every file written, in the order of the outputs
     removed: tuple[Path, ...]  # files of an earlier build that this one no longer produces
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Writes a temporary file beside `path`, then renames it over `path` (atomic on POSIX)."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def write_outputs(out_dir: Path, outputs: Iterable[Output]) -> Written:
