@@ -9,9 +9,10 @@ relative links, images, lists, now and then a heading or a block quote.
 
 The same `count` and `seed` always give byte-identical files. Every post has a distinct
 date between 2015 and 2024 and a distinct file stem (the stem is the slug), so every
-post is used. Run it as::
+post is used. `--no-descriptions` writes the same posts without their `description:`
+line, so that every summary comes from the body (what most sites look like). Run it as::
 
-    python -m bench.corpus DIR COUNT [--seed N]
+    python -m bench.corpus DIR COUNT [--seed N] [--no-descriptions]
 """
 
 from __future__ import annotations
@@ -199,8 +200,10 @@ def _dates(rng: random.Random, count: int) -> list[float]:
     return [(first + offset) / 1_000_000 for offset in rng.sample(range(span), count)]
 
 
-def post_text(writer: _Writer, date: float, title: str | None = None) -> str:
-    """One post: front matter in the users' style, then the Markdown body."""
+def post_text(writer: _Writer, date: float, title: str | None = None, descriptions: bool = True) -> str:
+    """One post: front matter in the users' style, then the Markdown body. Without
+    `descriptions`, the same post without its `description:` line (the random draws
+    are the same, so the rest of the corpus does not change)."""
     rng = writer.rng
     body = writer.body(writer.paragraph())
     first_paragraphs = [block for block in body.split("\n\n") if block[:1].isalpha()][:3]
@@ -213,18 +216,20 @@ def post_text(writer: _Writer, date: float, title: str | None = None) -> str:
         f"image: {writer.image(absolute=True)} ",
         "title: > ",
         f"  {title or writer.title()} ",
-        "description: > ",
-        f"  {description[: rng.randint(180, 900)].strip()} ",
-        f"date: {date:.6f} ",
     ]
+    cut = rng.randint(180, 900)
+    if descriptions:
+        lines += ["description: > ", f"  {description[:cut].strip()} "]
+    lines.append(f"date: {date:.6f} ")
     if rng.random() < TAG_SHARE:
         lines.append(f"tags: [{', '.join(rng.sample(TAGS, rng.randint(1, 3)))}] ")
     lines.append("--- ")
     return "\n".join(lines) + "\n" + body
 
 
-def generate(directory: Path, count: int, seed: int = 1) -> None:
-    """Writes `count` posts below `directory` (created if needed); deterministic for a seed."""
+def generate(directory: Path, count: int, seed: int = 1, descriptions: bool = True) -> None:
+    """Writes `count` posts below `directory` (created if needed); deterministic for a
+    seed. Without `descriptions`, no post has a `description:` line."""
     rng = random.Random(seed)
     writer = _Writer(rng)
     dates = _dates(rng, count)
@@ -235,7 +240,8 @@ def generate(directory: Path, count: int, seed: int = 1) -> None:
         suffix = ".md" if rng.random() < MD_SHARE else ".txt"
         stem = f"{index:06d}_{rng.getrandbits(64):016x}"
         path = directory / folders[index] / (stem + suffix)
-        path.write_text(post_text(writer, dates[index]), encoding="utf-8", newline="\n")
+        text = post_text(writer, dates[index], descriptions=descriptions)
+        path.write_text(text, encoding="utf-8", newline="\n")
 
 
 def new_post(title: str, date: float, seed: int) -> str:
@@ -286,9 +292,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("directory", type=Path)
     parser.add_argument("count", type=int)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--no-descriptions",
+        dest="descriptions",
+        action="store_false",
+        help="leave out every description, so that summaries come from the bodies",
+    )
     args = parser.parse_args(argv)
-    generate(args.directory, args.count, args.seed)
-    print(f"wrote {args.count} posts below {args.directory} (seed {args.seed})")
+    generate(args.directory, args.count, args.seed, args.descriptions)
+    without = "" if args.descriptions else ", without descriptions"
+    print(f"wrote {args.count} posts below {args.directory} (seed {args.seed}{without})")
 
 
 if __name__ == "__main__":
