@@ -85,7 +85,15 @@ def polls(label: str, posts: Path, work: Path, samples: int, report: Report) -> 
             met(median(quiet) <= no_change_target),
         )
     )
-    report.add(Row(f"first poll, {label} posts (full build and publish, in-process)", seconds(first)))
+    cold = report.figures.get(f"feeds cold wall {label}")
+    report.add(
+        Row(
+            f"first poll, {label} posts (full build and publish, in-process)",
+            seconds(first),
+            f"cold `feeds build` {seconds(cold)} (section a)" if cold else "—",
+            f"{first / cold:.2f}x" if cold else "—",
+        )
+    )
 
     # The watcher leaves a file modified in the last moment (SETTLE_NS) for a later poll:
     # the timed poll comes once the edit has settled, and is the one that picks it up.

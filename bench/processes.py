@@ -84,21 +84,12 @@ def process_tree(root: int) -> list[int]:
 
 
 def _parents() -> dict[int, int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    return parents
+    return {pid: fields[1] for pid, fields in _stats().items()}
 
 
-def group_members(group: int) -> list[int]:
-    """The live processes of process group `group` (field 5 of /proc/<pid>/stat)."""
-    members = []
+def _stats() -> dict[int, tuple[str, int, int, int]]:
+    """For every live process: its state, parent, process group and session."""
+    found: dict[int, tuple[str, int, int, int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -106,9 +97,13 @@ def group_members(group: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == group and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
+        found[int(entry.name)] = (fields[0], int(fields[1]), int(fields[2]), int(fields[3]))
+    return found
+
+
+def group_members(group: int) -> list[int]:
+    """The live processes of process group `group`."""
+    return [pid for pid, fields in _stats().items() if fields[2] == group and fields[0] != "Z"]
 
 
 def command_line(pid: int) -> str:
@@ -213,18 +208,21 @@ def run_measured(argv: Sequence[str], env: Mapping[str, str], timeout: float, lo
 
 
 def roles(root: int) -> dict[int, str]:
-    """Every process of the server started as `root`, by role:
+    """Every process of the server started as `root` (its descendants, and any other
+    process of its session, such as a builder that was started detached), by role:
 
     - "builder": a process whose command line holds `feeds.builder`, and its children
       (a parse pool it forks belongs to it);
     - "web": a process with no children that is not the builder's: a web worker;
     - "supervisor": the others (the spawned command, granian's or gunicorn's master).
     """
-    parents = _parents()
+    stats = _stats()
+    parents = {pid: fields[1] for pid, fields in stats.items()}
     tree, frontier = [root], [root]
     while frontier:
         frontier = [pid for pid, parent in parents.items() if parent in frontier]
         tree += frontier
+    tree += [pid for pid, fields in stats.items() if fields[3] == root and pid not in tree]
     found: dict[int, str] = {}
     builders = {pid for pid in tree if BUILDER_MARK in command_line(pid)}
     for pid in tree:

@@ -104,7 +104,8 @@ def section(name: str, report: Report) -> Iterator[None]:
     finally:
         elapsed = time.monotonic() - started
         others = max(0.0, (machine_busy_seconds() - busy) - (own_seconds() - own))
-        share = others / max(elapsed, 1e-9) / (os.cpu_count() or 1)
+        # The counters tick at 100 Hz: a section shorter than a second has no share to speak of.
+        share = min(1.0, others / elapsed / (os.cpu_count() or 1)) if elapsed >= 1 else 0.0
         report.noise.append((name, elapsed, others, share))
         print(f"   ({name}: {elapsed:.0f} s; other processes: {others:.1f} CPU s, {share:.0%})", flush=True)
 

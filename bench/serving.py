@@ -342,9 +342,12 @@ def memory_rows(label: str, memory: ServerMemory, report: Report) -> None:
     supervisors = [size / MIB for size in memory.feeds.sizes("supervisor")]
     if supervisors:
         listed = ", ".join(f"{size:.0f}" for size in supervisors)
+        master = memory.nginx.largest("supervisor")
         report.add(
             Row(
                 f"supervising processes (server masters), peak RSS at {label} ({listed} MB)",
                 f"{max(supervisors):.0f} MB",
+                f"nginx master {master / MIB:.0f} MB" if master else "missing",
+                f"{max(supervisors) / (master / MIB):.0f}x" if master else "—",
             )
         )
