@@ -61,7 +61,7 @@ def freshness(label: str, posts: Path, work: Path, probes: int, report: Report) 
             f"freshness {label}: a new post until /rss.xml has it, poll_interval 1 s ({seen})",
             f"p50 {seconds(p50)}, p99 {seconds(p99)}",
             f"poll_interval {seconds(POLL_INTERVAL)}",
-            f"p99 = interval + {(p99 - POLL_INTERVAL) * 1000:.0f} ms",
+            f"p99 - interval = {(p99 - POLL_INTERVAL) * 1000:+.0f} ms",
             f"p99 <= {seconds(target)}",
             met(p99 <= target and not missed),
         )

@@ -48,7 +48,7 @@ from bench.common import REPO, SIZES, Options, Report, Row, make_corpus
 from bench.freshness import freshness
 from bench.polls import polls
 from bench.processes import ServerMemory, stop_all_children
-from bench.serving import memory_rows, serving
+from bench.serving import Loads, changing, memory_rows, quiet, rebuilding
 from bench.startup import startup
 from bench.tools import ensure_debian_tools, ensure_python_tools, find_program, hugo_binary, tool_versions
 
@@ -194,8 +194,14 @@ def measure(chosen: Options, work: Path, report: Report) -> None:
         runs = server_runs(chosen, label)
         with section(f"c. start-up {label}", report):
             startup(label, posts, work, runs, report, memory)
-        with section(f"c. serving {label}", report):
-            serving(label, posts, work, runs, chosen.duration, report, memory)
+        nginx_loads: Loads = {}
+        if label == "10k":
+            with section("c. serving 10k, quiet", report):
+                nginx_loads = quiet(posts, work, runs, chosen.duration, report, memory)
+            with section("c. serving 10k, rebuilding every second", report):
+                rebuilding(posts, work, runs, chosen.duration, nginx_loads, report, memory)
+        with section(f"c. serving {label}, posts changing", report):
+            changing(label, posts, work, runs, chosen.duration, report, memory)
         with section(f"c. memory {label}", report):
             memory_rows(label, memory, report)
     for label, posts in corpora.items():

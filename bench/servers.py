@@ -281,8 +281,10 @@ class Rewriter(threading.Thread):
             self.count += 1
 
     def stop(self) -> int:
+        """Stops the rewrites (also before they started); returns how many were made."""
         self.done.set()
-        self.join(5)
+        if self.ident is not None:
+            self.join(5)
         return self.count
 
 

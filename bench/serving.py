@@ -46,17 +46,6 @@ READY_TIMEOUT = 900.0  # seconds until the first generation (a 100k cold start i
 Loads = dict[tuple[str, str], list[Load]]
 
 
-def serving(
-    label: str, posts: Path, work: Path, runs: int, duration: float, report: Report, memory: ServerMemory
-) -> None:
-    if find_program("wrk") is None:
-        raise FileNotFoundError("wrk is missing: no load runs")
-    if label == "10k":
-        nginx_loads = quiet(posts, work, runs, duration, report, memory)
-        rebuilding(posts, work, runs, duration, nginx_loads, report, memory)
-    changing(label, posts, work, runs, duration, report, memory)
-
-
 def run_loads(
     targets: list[tuple[str, int, str | None]],
     kinds: tuple[str, ...],
@@ -92,8 +81,14 @@ def with_nginx(work: Path, server: FeedsServer, name: str, report: Report) -> tu
         return None, ""
 
 
+def require_wrk() -> None:
+    if find_program("wrk") is None:
+        raise FileNotFoundError("wrk is missing: no load runs")
+
+
 def quiet(posts: Path, work: Path, runs: int, duration: float, report: Report, memory: ServerMemory) -> Loads:
-    """The quiet loads at 10k; returns nginx's loads, the baseline of the next runs."""
+    """The quiet loads at 10k; returns nginx's loads, the baseline of the rebuilding runs."""
+    require_wrk()
     server = FeedsServer(work, posts, "serve")
     nginx: NginxServer | None = None
     try:
@@ -144,6 +139,7 @@ def rebuilding(
 ) -> None:
     """The quiet loads again at 10k, while the watcher rebuilds every second; nginx's
     figures are those of the quiet runs (its bytes do not change)."""
+    require_wrk()
     server = FeedsServer(work, posts, "rebuild", poll_interval="1")
     rewriter = Rewriter(posts, every=1.0, seed=5000)
     try:
@@ -187,6 +183,7 @@ def changing(
 ) -> None:
     """16 clients, GET /rss.xml gzip, with a post changing every 1.5 s (at 100k also
     without changes first), paired with nginx."""
+    require_wrk()
     poll = CHANGE_POLL[label]
     server = FeedsServer(work, posts, f"changing-{label}", poll_interval=poll)
     rewriter = Rewriter(posts, every=CHANGE_EVERY, seed=7000)
