@@ -201,6 +201,7 @@ def _rows(
     else:
         target = f"<= {RATIO_TARGET}x Hugo"
         ok = met(ratio <= RATIO_TARGET) if ratio is not None else "missing"
+    report.figures[f"feeds cold wall {name}"] = wall
     report.add(
         Row(f"cold build {name}: wall (median of {runs})", seconds(wall), baseline, ratio_text, target, ok)
     )

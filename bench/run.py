@@ -173,7 +173,8 @@ def measure(chosen: Options, work: Path, report: Report) -> None:
             corpora[label] = make_corpus(work / f"corpus-{label}", count, seed=1)
     plain = "10k" + NO_DESCRIPTIONS
     with section(f"corpus {plain}", report):
-        corpora[plain] = make_corpus(work / "corpus-10k-plain", SIZES["10k"], seed=1, descriptions=False)
+        count = chosen.sizes.get("10k", SIZES["10k"])
+        corpora[plain] = make_corpus(work / "corpus-10k-plain", count, seed=1, descriptions=False)
 
     for label in chosen.sizes:
         if label in corpora:
