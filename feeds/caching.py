@@ -12,7 +12,7 @@ import functools
 import gzip
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import format_datetime, parsedate_to_datetime
 
 from werkzeug.datastructures import MIMEAccept
@@ -57,6 +57,11 @@ class Representation:
     # The request headers that choose among these answers: every answer of the resource
     # names them all, whichever it is (RFC 9110 §12.5.5).
     vary: str = "Accept-Encoding"
+    # The finished answers of each choice `answer` can make, filled on first use (see
+    # `_Answers`): the hot path picks one instead of building headers per request.
+    _answers: dict[tuple[bool, bool, bool], _Answers] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def of(
@@ -102,9 +107,43 @@ class Representation:
 @dataclass(frozen=True)
 class Answer:
     status: int
-    headers: list[tuple[str, str]]
+    headers: tuple[tuple[str, str], ...]  # a tuple: one answer is shared by many requests
     body: bytes
     content_type: str  # of the representation chosen, on a 304 too (which carries none)
+
+
+@dataclass(frozen=True)
+class _Answers:
+    """Every answer one selected variant can get, made once: the validators decide
+    between them per request, and nothing else about them depends on the request."""
+
+    etag: str
+    last_modified: dt.datetime | None
+    not_modified: Answer
+    dated: Answer  # the 200, with Last-Modified when there is one
+    undated: Answer  # the 200 without it (see `answer`)
+
+    @classmethod
+    def of(
+        cls, target: Representation, chosen: Representation | Relabelled, gzipped: bool, vary: str
+    ) -> _Answers:
+        variant = chosen.gzipped if gzipped else chosen.identity
+        validators = (("ETag", variant.etag), ("Cache-Control", target.cache_control), ("Vary", vary))
+        last_modified = target.last_modified
+        date = (("Last-Modified", http_date(last_modified)),) if last_modified else ()
+        entity: tuple[tuple[str, str], ...] = (
+            ("Content-Type", chosen.content_type),
+            ("Content-Length", str(len(variant.body))),
+        )
+        entity += (("Content-Encoding", variant.encoding),) if variant.encoding else ()
+        content_type = chosen.content_type
+        return cls(
+            variant.etag,
+            last_modified,
+            Answer(304, validators + date, b"", content_type),
+            Answer(200, validators + date + entity, variant.body, content_type),
+            Answer(200, validators + entity, variant.body, content_type),
+        )
 
 
 def cache_control(max_age: int, stale_while_revalidate: int = 0, stale_if_error: int = 0) -> str:
@@ -137,36 +176,29 @@ def answer(
 ) -> Answer:
     """The answer to a GET of `representation` given the request's headers (for HEAD,
     the server sends the same status and headers and drops the body)."""
-    vary = representation.vary
+    target, navigated = representation, False
     if representation.page is not None and navigates(sec_fetch_mode, sec_fetch_dest):
-        representation = representation.page
-    chosen: Representation | Relabelled = representation
-    if representation.browser is not None and accept and wants_page(accept, representation.content_type):
-        chosen = representation.browser
-    # The validators are those of the variant selected: one variant's tag never
-    # revalidates another's bytes.
-    variant = chosen.gzipped if accepts_gzip(accept_encoding) else chosen.identity
-    headers = [
-        ("ETag", variant.etag),
-        ("Cache-Control", representation.cache_control),
-        ("Vary", vary),
-    ]
-    last_modified = representation.last_modified
-    if not_modified(variant.etag, last_modified, if_none_match, if_modified_since):
-        if last_modified:
-            headers.append(("Last-Modified", http_date(last_modified)))
-        return Answer(304, headers, b"", chosen.content_type)
-    since = parse_http_date(if_modified_since) if if_modified_since else None
+        target, navigated = representation.page, True
+    relabelled = bool(target.browser is not None and accept and wants_page(accept, target.content_type))
+    key = (navigated, relabelled, accepts_gzip(accept_encoding))
+    answers = representation._answers.get(key)
+    if answers is None:
+        # Every answer of the resource names the outer representation's Vary, the page's
+        # too. The validators are those of the variant selected: one variant's tag never
+        # revalidates another's bytes.
+        chosen = target.browser if relabelled and target.browser is not None else target
+        answers = _Answers.of(target, chosen, key[2], representation.vary)
+        representation._answers[key] = answers  # a race only makes the same answers twice
+    if not_modified(answers.etag, answers.last_modified, if_none_match, if_modified_since):
+        return answers.not_modified
+    last_modified = answers.last_modified
+    if last_modified is None or not if_modified_since:
+        return answers.dated
     # New bytes whose date is not after the one the client sent (a date another instance
     # published): libcurl's time condition (newsboat) would throw the body away, so the
     # date is left out rather than let the client keep its old bytes.
-    if last_modified and (since is None or last_modified > since):
-        headers.append(("Last-Modified", http_date(last_modified)))
-    headers.append(("Content-Type", chosen.content_type))
-    headers.append(("Content-Length", str(len(variant.body))))
-    if variant.encoding:
-        headers.append(("Content-Encoding", variant.encoding))
-    return Answer(200, headers, variant.body, chosen.content_type)
+    since = parse_http_date(if_modified_since)
+    return answers.dated if since is None or last_modified > since else answers.undated
 
 
 def not_modified(
@@ -182,6 +214,8 @@ def not_modified(
     come from another instance that published older bytes later (§13.1.3 says SHOULD
     answer 304; a 200 is always correct, a stale 304 never is)."""
     if if_none_match is not None:
+        if if_none_match == etag:
+            return True  # the usual poll: the one tag the reader was given, sent back as is
         if if_none_match.strip() == "*":
             return True
         opaque = etag.strip('"')
@@ -215,6 +249,8 @@ def navigates(sec_fetch_mode: str | None, sec_fetch_dest: str | None) -> bool:
     return (sec_fetch_mode or "").strip() == "navigate" and (sec_fetch_dest or "").strip() == "document"
 
 
+# Cached for the same reason as `wants_page`: clients send few distinct values.
+@functools.lru_cache(maxsize=256)
 def accepts_gzip(accept_encoding: str | None) -> bool:
     """Whether gzip is acceptable (RFC 9110 §12.5.3): named or matched by `*`, with q > 0."""
     if not accept_encoding:
@@ -242,6 +278,7 @@ def http_date(moment: dt.datetime) -> str:
     return format_datetime(moment.astimezone(dt.UTC), usegmt=True)
 
 
+@functools.lru_cache(maxsize=256)  # readers send back the date they got: few distinct values
 def parse_http_date(text: str) -> dt.datetime | None:
     try:
         moment = parsedate_to_datetime(text.strip())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import random
 import re
 
 import pytest
@@ -465,3 +466,91 @@ def test_http_date_round_trip(moment: dt.datetime) -> None:
     assert parsed == moment
     assert parsed is not None and parsed.utcoffset() == dt.timedelta(0)
     assert http_date(parsed) == text
+
+
+# --- answer: prepared once, picked per request ------------------------------------------------------
+
+PAGE = Representation.of(b"<!doctype html><title>feed</title>\n", "text/html; charset=utf-8", MODIFIED, 60)
+EARLIER_TEXT = "Sun, 19 Jan 2025 10:55:22 GMT"
+LATER_TEXT = "Sun, 19 Jan 2025 10:55:24 GMT"
+
+
+def served_representations() -> dict[str, Representation]:
+    """Each shape the web layer serves: a bare document, one without a date, a feed with
+    its browser view, and a feed with its browser view and its HTML page."""
+    return {
+        "bare": representation(),
+        "undated": representation(last_modified=None),
+        "browser": feed_with_browser_view(),
+        "paged": Representation.of(BODY, RSS, MODIFIED, 300, browser_type=XML, page=PAGE),
+    }
+
+
+def request_matrix(rep: Representation) -> list[dict[str, str | None]]:
+    """Requests crossing every header `answer` reads, with the tags of every variant the
+    representation has (and of its page), other tags, lists and dates around its own."""
+    tags = [rep.identity.etag, rep.gzipped.etag, PAGE.gzipped.etag, '"other"', "*"]
+    if rep.browser is not None:
+        tags += [rep.browser.identity.etag, rep.browser.gzipped.etag]
+    tags += [f'"x", W/{tags[1]}', f"  {tags[0]}  "]
+    requests = []
+    for if_none_match in [None, *tags]:
+        for if_modified_since in [None, MODIFIED_TEXT, EARLIER_TEXT, LATER_TEXT, "garbage"]:
+            for accept_encoding in [None, "gzip", "gzip;q=0", "br, *"]:
+                for accept in [None, FIREFOX, "application/rss+xml"]:
+                    for mode, dest in [(None, None), ("navigate", "document"), ("cors", "empty")]:
+                        requests.append(
+                            {
+                                "if_none_match": if_none_match,
+                                "if_modified_since": if_modified_since,
+                                "accept_encoding": accept_encoding,
+                                "accept": accept,
+                                "sec_fetch_mode": mode,
+                                "sec_fetch_dest": dest,
+                            }
+                        )
+    return requests
+
+
+@pytest.mark.parametrize("shape", ["bare", "undated", "browser", "paged"])
+def test_a_warm_representation_answers_as_a_fresh_one(shape: str) -> None:
+    """The answers a representation keeps are the ones it would make afresh: after it has
+    answered every other request of the matrix, in a shuffled order, each request gets
+    the status, headers, body and type that a representation seeing it first gives."""
+    warm = served_representations()[shape]
+    requests = request_matrix(warm)
+    shuffled = list(requests)
+    random.Random(12).shuffle(shuffled)
+    for request in shuffled:
+        answer(warm, **request)
+    statuses = set()
+    for request in requests:
+        fresh = served_representations()[shape]
+        expected = answer(fresh, **request)
+        assert answer(warm, **request) == expected, request
+        statuses.add(expected.status)
+    assert statuses == {200, 304}
+
+
+def test_a_repeated_request_is_answered_without_formatting_or_parsing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hot path: a poll repeated with the same headers gets the very same answer,
+    and no date is formatted, nor any header parsed, again."""
+    rep = Representation.of(BODY, RSS, MODIFIED, 300, browser_type=XML, page=PAGE)
+    polls = [
+        {"if_none_match": rep.gzipped.etag, "accept_encoding": "gzip"},
+        {"if_none_match": '"old"', "if_modified_since": EARLIER_TEXT, "accept_encoding": "gzip, br"},
+        {"accept_encoding": "gzip", "accept": FIREFOX},
+        {"sec_fetch_mode": "navigate", "sec_fetch_dest": "document", "if_modified_since": MODIFIED_TEXT},
+    ]
+    first = [answer(rep, **poll) for poll in polls]
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("formatted or parsed again")
+
+    for name in ("format_datetime", "parsedate_to_datetime", "parse_accept_header"):
+        monkeypatch.setattr(f"feeds.caching.{name}", refused)
+    again = [answer(rep, **poll) for poll in polls]
+    assert [result.status for result in again] == [304, 200, 200, 304]
+    assert all(late is early for late, early in zip(again, first, strict=True))

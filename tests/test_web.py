@@ -607,3 +607,42 @@ def test_the_stylesheet_is_served(site: Site, client: FlaskClient) -> None:
     assert site.published("/rss.xml").startswith(
         b"<?xml version='1.0' encoding='UTF-8'?>\n<?xml-stylesheet type=\"text/xsl\" href=\"/feed.xsl\"?>"
     )
+
+
+# --- answers kept between requests ----------------------------------------------------------------
+
+
+def test_a_warm_worker_answers_every_request_as_a_fresh_one(site: Site) -> None:
+    """CachedFeeds answers from what it kept of earlier requests (the representation, its
+    prepared answers): after a worker has answered a whole matrix of requests, each one
+    gets the status, header lines (in order) and body that a worker seeing it first gives."""
+    warm = site.client()
+    shapes = [
+        {},
+        {"Accept-Encoding": "gzip"},
+        {"Accept": BROWSER_ACCEPT, "Accept-Encoding": "gzip, br"},
+        {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
+    ]
+    tags = {
+        path: sorted({warm.get(path, headers=shape).headers["ETag"] for shape in shapes}) for path in ROUTES
+    }
+    requests = [
+        (method, path, {**shape, **({"If-None-Match": tag} if tag else {}), **dated})
+        for method in ("GET", "HEAD")
+        for path in ROUTES
+        for shape in shapes
+        for tag in [None, '"other"', *tags[path]]
+        for dated in ({}, {"If-Modified-Since": LAST_MODIFIED})
+    ]
+
+    def seen(client: FlaskClient, method: str, path: str, headers: dict[str, str]) -> tuple[object, ...]:
+        response = client.open(path, method=method, headers=headers)
+        return response.status_code, list(response.headers.items()), response.data
+
+    warm_answers = [seen(warm, *request) for request in reversed(requests)][::-1]
+    statuses = set()
+    for request, warm_answer in zip(requests, warm_answers, strict=True):
+        fresh = seen(site.client(), *request)
+        assert warm_answer == fresh == seen(warm, *request), request
+        statuses.add(fresh[0])
+    assert statuses == {200, 304}
