@@ -155,10 +155,16 @@ def describe(
     stamps = [] if latest is None else [latest]
     for path, max_age in documents.items():
         old = old_about.get(path, {})
+        if old.get("digest") == digests[path] and isinstance(old.get("last_modified"), str):
+            # Unchanged bytes keep their date, which is at most `latest`: nothing to parse.
+            described[path] = {
+                "digest": digests[path],
+                "last_modified": old["last_modified"],
+                "max_age": max_age,
+            }
+            continue
         previous = _moment(old.get("last_modified"))
-        if previous is not None and old.get("digest") == digests[path]:
-            stamp = previous
-        elif previous is not None:
+        if previous is not None:
             stamp = max(moment, previous + _SECOND)
         else:
             stamp = moment if latest is None else max(moment, latest + _SECOND)

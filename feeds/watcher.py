@@ -111,7 +111,7 @@ class Watcher:
             published = None
             meta: dict[str, Any] = {}
             if new_blobs or digests.keys() != before.get("files", {}).keys():
-                meta = self._meta(built, digests, self._publication_moment(built, digests))
+                meta = self._manifest(built, digests)
                 published = self.store.publish(new_blobs, meta)
         except Exception as error:
             self.retry = True
@@ -153,19 +153,21 @@ class Watcher:
             self.metrics.build(result, elapsed_ms / 1000, built.used, built.skipped)
         return published is not None
 
-    def _publication_moment(self, built: Build, digests: Mapping[str, str]) -> dt.datetime:
-        """The clock at publication, once it has reached the date the changed documents
-        get. Changed bytes are dated at least a second past their previous date, so two
-        publishes within one second would otherwise date the second one ahead of the
-        clock, and a server MUST NOT send a Last-Modified later than its Date (RFC 9110
-        §8.8.2.1). describe() still moves the date forward if the clock went back."""
+    def _manifest(self, built: Build, digests: Mapping[str, str]) -> dict[str, Any]:
+        """The manifest to publish, dated by the clock at publication once it has reached
+        the date the changed documents get. Changed bytes are dated at least a second
+        past their previous date, so two publishes within one second would otherwise date
+        the second one ahead of the clock, and a server MUST NOT send a Last-Modified
+        later than its Date (RFC 9110 §8.8.2.1). describe() still moves the date forward
+        if the clock went back."""
         now = self.clock()
-        latest = self._meta(built, digests, now)["last_modified_max"]
+        meta = self._meta(built, digests, now)
+        latest = meta["last_modified_max"]
         ahead = dt.datetime.fromisoformat(latest) - now if latest else dt.timedelta(0)
         if dt.timedelta(0) < ahead <= MAX_CLOCK_WAIT:
             self.sleep(ahead.total_seconds())
-            now = self.clock()
-        return now
+            meta = self._meta(built, digests, self.clock())
+        return meta
 
     def _guard(self, reading: Reading) -> None:
         if self.settings.empty_guard and reading.files_read == 0 and self.published_posts > 0:
