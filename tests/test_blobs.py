@@ -23,7 +23,7 @@ from feeds.caching import content_digest
 from feeds.config import Settings
 from feeds.published import KEEP_GENERATIONS, PublishedStore, default_state_dir
 from feeds.watcher import Watcher
-from feeds.web import Snapshots, create_app
+from feeds.web import CONTENT_TYPES, Snapshots, create_app, route_of
 
 from conftest import MakeSettings, WritePost, no_wait, post_text
 from server import Server
@@ -294,6 +294,35 @@ def test_workers_take_etags_from_the_manifest_and_never_hash_a_body(
             assert response.status_code == 200 and response.headers["ETag"] == f'"{digest}"', path
             gzipped = client.get("/" + path, headers={"Accept-Encoding": "gzip"})
             assert gzipped.headers["ETag"] == f'"{digest}-gzip"', path
+
+
+def test_a_worker_reads_again_only_the_blobs_an_edit_changed(
+    site_settings: Settings, write_post: WritePost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker keeps the blobs it has read while the next manifest names them too."""
+    watcher = new_watcher(site_settings)
+    assert watcher.poll() is True
+    store = PublishedStore(default_state_dir(site_settings))
+    snapshots = Snapshots(store, 300)
+    read: list[str] = []
+    real_read_blob = store.read_blob
+
+    def read_blob(digest: str, gzipped: bool = False) -> bytes:
+        read.append(digest)
+        return real_read_blob(digest, gzipped)
+
+    monkeypatch.setattr(store, "read_blob", read_blob)
+    routes = [route_of(path) for path in digests(store) if path.rpartition("/")[2] in CONTENT_TYPES]
+    for route in routes:
+        assert snapshots.representation(route) is not None, route
+    old = set(digests(store).values())
+    assert set(read) == old
+    edit(write_post, 0, "A new summary for the oldest post.\n")
+    assert watcher.poll() is True
+    read.clear()
+    for route in routes:
+        assert snapshots.representation(route) is not None, route
+    assert read and set(read) == set(digests(store).values()) - old
 
 
 # --- a manifest that is missing or not one --------------------------------------------------------
