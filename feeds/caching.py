@@ -130,8 +130,11 @@ def content_digest(body: bytes) -> str:
 
 
 def compress(body: bytes) -> bytes:
-    """gzip with no timestamp in the header, so the same bytes always compress the same."""
-    return gzip.compress(body, compresslevel=6, mtime=0)
+    """gzip with no timestamp in the header, so the same bytes always compress the same.
+    Level 1, nginx's default `gzip_comp_level`: on the 18 feeds (4.6 MB) that one edit
+    at 10,000 posts changes, level 6 took about 7 times as long for 13 % fewer bytes,
+    and it was most of the time a publish takes."""
+    return gzip.compress(body, compresslevel=1, mtime=0)
 
 
 def answer(
