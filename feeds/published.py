@@ -253,6 +253,13 @@ class PublishedStore:
         self._sweep_due = False
         return name
 
+    def restore(self, blobs: Mapping[str, bytes]) -> None:
+        """Stores whichever of `blobs` (by digest) is missing or cut short: what the
+        manifest in service names, checked once by a publisher that has just started,
+        since a crash of the machine may have lost data that never reached the disk."""
+        for digest, body in blobs.items():
+            self._store_blob(digest, body)
+
     def read_manifest(self, name: str) -> dict[str, Any]:
         """A generation's manifest; raises FileNotFoundError if it was pruned, and
         UnsafeStateError if it is not one this service wrote."""

@@ -106,7 +106,9 @@ class Watcher:
             self._guard(reading)
             built = self.pipeline.build(reading, now)
             files = self._files(built)
-            digests, new_blobs = self._digests(files)
+            digests, new_blobs, unverified = self._digests(files)
+            if unverified:
+                self.store.restore(unverified)
             before = self.published_meta
             published = None
             meta: dict[str, Any] = {}
@@ -183,13 +185,18 @@ class Watcher:
         files[INDEX_FILE] = index_html(self.settings, built.items, built.terms)
         return files
 
-    def _digests(self, files: Mapping[str, bytes]) -> tuple[dict[str, str], dict[str, bytes]]:
-        """The digest of every document, and the bytes, by digest, of those that the
-        manifest in service does not have. Only bytes new since the last build are
-        digested: the others keep the digest the manifest gives them."""
+    def _digests(
+        self, files: Mapping[str, bytes]
+    ) -> tuple[dict[str, str], dict[str, bytes], dict[str, bytes]]:
+        """The digest of every document; the bytes, by digest, of those that the manifest
+        in service does not have; and of those it has that this process has not seen
+        stored (after a restart: their blobs may have been cut short by a crash). Only
+        bytes new since the last build are digested: the others keep the digest the
+        manifest gives them."""
         described: Mapping[str, Any] = self.published_meta.get("files", {})
         digests: dict[str, str] = {}
         new_blobs: dict[str, bytes] = {}
+        unverified: dict[str, bytes] = {}
         for path, body in files.items():
             about = described.get(path)
             previous = self.published_bodies.get(path)
@@ -199,7 +206,9 @@ class Watcher:
             digests[path] = digest = content_digest(body)
             if about is None or about["digest"] != digest:
                 new_blobs[digest] = body
-        return digests, new_blobs
+            elif previous is None:
+                unverified[digest] = body
+        return digests, new_blobs, unverified
 
     def _changed_feeds(
         self, built: Build, before: Mapping[str, Any], digests: Mapping[str, str]

@@ -174,6 +174,23 @@ def test_a_blob_cut_short_is_written_again(site_settings: Settings, write_post: 
     assert response.data == body and response.headers["ETag"] == f'"{rss}"'
 
 
+def test_a_restarted_watcher_restores_a_blob_in_service_that_was_cut_short(
+    site_settings: Settings, write_post: WritePost
+) -> None:
+    """A crash of the machine can leave the blob of a document in service empty; the
+    content did not change, so no publish would name it as new. A watcher that starts
+    checks the blobs the manifest in service names against the bytes it builds."""
+    assert new_watcher(site_settings).poll() is True
+    store = PublishedStore(default_state_dir(site_settings))
+    name, rss = store.current_name(), digests(store)["rss.xml"]
+    good = store.read_blob(rss)
+    (store.blobs / rss[:2] / rss).write_bytes(b"")
+    restarted = new_watcher(site_settings)
+    assert restarted.poll() is False  # the same bytes: nothing to publish
+    assert store.current_name() == name and store.read_blob(rss) == good
+    assert create_app(site_settings).test_client().get("/rss.xml").data == good
+
+
 # --- collection ------------------------------------------------------------------------------------
 
 
