@@ -1,44 +1,61 @@
 """The state directory the watcher publishes into and every web worker serves from.
 
-Each successful build that changed something becomes an immutable generation folder;
-a `current` symlink, replaced atomically, names the one in service. A worker loads a
-whole generation at once, so it never mixes the files of two builds, and every worker
-(and every instance over the same settings) serves the same bytes.
+Content-addressed: each document's bytes are stored once, under their digest (which is
+also their ETag), beside their gzip twin; a generation is a small manifest from path to
+digest, Last-Modified and max-age; a `current` symlink, replaced atomically, names the
+manifest in service. Publishing one edit writes the few changed blobs and one manifest.
+A worker holds one manifest at a time and reads blobs by digest, so it never mixes the
+documents of two builds, and every worker (and every instance over the same settings)
+serves the same bytes.
 
-    <state>/generations/000042-<digest>/{rss.xml,rss.xml.gz,...,tags/c++/rss.xml,...,build.json}
-    <state>/current -> generations/000042-<digest>
+    <state>/blobs/3f/3f9c...e1        a document's bytes, named by content_digest()
+    <state>/blobs/3f/3f9c...e1.gz     its gzip twin
+    <state>/manifests/000042-<digest>.json
+    <state>/current -> manifests/000042-<digest>.json
     <state>/health.json
 
 Whatever is in the state directory gets served, so it must be this service's alone: it
 is refused at start unless this uid owns it and nobody else may write to it (as ssh
-treats ~/.ssh), and a published file is never read through a symlink.
+treats ~/.ssh), and nothing in it is ever read through a symlink.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import functools
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from feeds.caching import compress
 from feeds.config import Settings
 from feeds.dates import rfc3339
 from feeds.errors import ConfigError, FeedsError
 from feeds.files import write_atomically
 
-KEEP_GENERATIONS = 3  # older ones are pruned; a worker still loading one retries
-META_FILE = "build.json"
+log = logging.getLogger("feeds.published")
+
+# Manifests kept besides the current one's successors: a worker that still holds an
+# older one finds its blobs gone and moves to the current manifest.
+KEEP_GENERATIONS = 3
+MANIFESTS = "manifests"
+BLOBS = "blobs"
+GZIP_SUFFIX = ".gz"
+OLD_GENERATIONS = "generations"  # the layout of 0.1.0: a folder of files per generation
 _GENERATION_NAME = re.compile(r"(\d+)-[0-9a-f]+")
+_MANIFEST_NAME = re.compile(r"(\d+-[0-9a-f]+)\.json")
+_DIGEST = re.compile(r"[0-9a-f]{32}")
 _SECOND = dt.timedelta(seconds=1)
 # O_NOFOLLOW: a symlink in place of a folder or a file fails (ELOOP) instead of leading
 # elsewhere; O_NONBLOCK: a FIFO in place of a file cannot block the open.
@@ -48,7 +65,8 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 class UnsafeStateError(FeedsError):
     """A path in the state directory is not what the watcher writes there: a symlink,
-    something other than a regular file, or a name that leaves its folder."""
+    something other than a regular file, a name that leaves its folder, or a manifest
+    that is not one."""
 
 
 def default_state_dir(settings: Settings) -> Path:
@@ -89,13 +107,15 @@ def _private_temporary_folder(digest: str) -> Path:
 
 
 def generation_number(name: str | None) -> int | None:
-    """The sequence number of a generation's folder name; None for any other name."""
+    """The sequence number of a generation's name (`000042-<digest>`); None for any other."""
     match = _GENERATION_NAME.fullmatch(name or "")
     return int(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)
 class Generation:
+    """A whole generation read back: its documents' bytes by path, and its manifest."""
+
     name: str
     files: Mapping[str, bytes]
     meta: Mapping[str, Any]
@@ -108,45 +128,58 @@ def digest_of(meta: Mapping[str, Any]) -> str:
 
 def describe(
     documents: Mapping[str, int | None],
-    files: Mapping[str, bytes],
-    before: Generation | None,
+    digests: Mapping[str, str],
+    before: Mapping[str, Any] | None,
     posts: int,
     now: dt.datetime,
 ) -> dict[str, Any]:
-    """The metadata of a new generation (its build.json): the number of posts (for the
-    empty-directory guard), and for each document (path -> max_age, None for the
-    setting) its cache lifetime and its Last-Modified.
+    """The manifest of a new generation: the number of posts (for the empty-directory
+    guard), and for each document (path -> max_age, None for the setting) the digest of
+    its bytes (`digests`), its cache lifetime and its Last-Modified. `before` is the
+    manifest in service, if any.
 
     A document's Last-Modified is the moment its current bytes were first published,
-    in whole seconds: unchanged bytes keep it; changed bytes get `now`, or one second
-    more than before when the clock has not moved that far, so that it never stays or
-    goes back while the bytes change (a reader that validates by date would miss the
-    change). A document new in this generation starts after every date published so
-    far, so one that comes back after a removal does not go back either. Publication
-    time lives here only, never in the documents: their bytes stay deterministic.
+    in whole seconds: unchanged bytes (the same digest) keep it; changed bytes get
+    `now`, or one second more than before when the clock has not moved that far, so
+    that it never stays or goes back while the bytes change (a reader that validates by
+    date would miss the change). A document new in this generation starts after every
+    date published so far, so one that comes back after a removal does not go back
+    either. Publication time lives here only, never in the documents: their bytes stay
+    deterministic.
     """
     moment = now.astimezone(dt.UTC).replace(microsecond=0)
-    old_meta = before.meta if before else {}
-    old_files = before.files if before else {}
+    old_meta = before or {}
     old_about: Mapping[str, Any] = old_meta.get("files", {})
     latest = _moment(old_meta.get("last_modified_max"))
     described: dict[str, dict[str, Any]] = {}
     stamps = [] if latest is None else [latest]
     for path, max_age in documents.items():
-        previous = _moment(old_about.get(path, {}).get("last_modified"))
-        if previous is not None and old_files.get(path) == files[path]:
-            stamp = previous
-        elif previous is not None:
+        old = old_about.get(path, {})
+        if old.get("digest") == digests[path] and isinstance(old.get("last_modified"), str):
+            # Unchanged bytes keep their date, which is at most `latest`: nothing to parse.
+            described[path] = {
+                "digest": digests[path],
+                "last_modified": old["last_modified"],
+                "max_age": max_age,
+            }
+            continue
+        previous = _moment(old.get("last_modified"))
+        if previous is not None:
             stamp = max(moment, previous + _SECOND)
         else:
             stamp = moment if latest is None else max(moment, latest + _SECOND)
         stamps.append(stamp)
-        described[path] = {"last_modified": rfc3339(stamp), "max_age": max_age}
+        described[path] = {"digest": digests[path], "last_modified": rfc3339(stamp), "max_age": max_age}
     return {
         "posts": posts,
         "files": described,
         "last_modified_max": rfc3339(max(stamps)) if stamps else None,
     }
+
+
+def digests_in(meta: Mapping[str, Any]) -> frozenset[str]:
+    """Every blob a manifest refers to (each with its gzip twin)."""
+    return frozenset(about["digest"] for about in meta.get("files", {}).values())
 
 
 def _moment(text: object) -> dt.datetime | None:
@@ -160,83 +193,93 @@ class PublishedStore:
     def __init__(self, root: Path) -> None:
         _make_private_folder(root)
         self.root = root.resolve()  # a symlinked state_dir is checked, and used, as its target
-        self.generations = self.root / "generations"
+        self.blobs = self.root / BLOBS
+        self.manifests = self.root / MANIFESTS
         self.current_link = self.root / "current"
         self.health_path = self.root / "health.json"
         _check_private_folder(self.root)
         _check_ancestors(self.root)
-        if os.path.lexists(self.generations):
-            _check_private_folder(self.generations)
-        else:
-            _make_private_folder(self.generations)
+        for folder in (self.blobs, self.manifests):
+            if os.path.lexists(folder):
+                _check_private_folder(folder)
+            else:
+                _make_private_folder(folder)
+        # The publisher's memory of what each manifest refers to, so that pruning one
+        # costs a set difference, not a read of every manifest kept.
+        self._digests: dict[str, frozenset[str]] = {}
+        # A full sweep of the blobs (O(site)) clears what a killed or failed publish left
+        # behind: due at this object's first publish and after any that did not finish.
+        self._sweep_due = True
 
     def current_name(self) -> str | None:
+        """The generation in service; None before the first publish (and while `current`
+        still names a generation folder of 0.1.0, until the first publish replaces it)."""
         try:
-            return os.path.basename(os.readlink(self.current_link))
+            target = os.readlink(self.current_link)
         except FileNotFoundError:
             return None
+        match = _MANIFEST_NAME.fullmatch(os.path.basename(target))
+        return match.group(1) if match and os.path.dirname(target) == MANIFESTS else None
 
     def has(self, name: str) -> bool:
-        """Whether the generation `name` is still there (it may have been pruned)."""
-        return os.path.isdir(self.generations / name)
+        """Whether the manifest of generation `name` is still there (it may be pruned)."""
+        return os.path.isfile(self.manifests / f"{name}.json")
 
-    def publish(
-        self, files: Mapping[str, bytes], meta: Mapping[str, Any], current_files: Mapping[str, bytes]
-    ) -> str:
-        """Makes `files` the current generation and returns its name. A file whose bytes
-        are the very object of the current generation (`current_files`, which the caller
-        has in memory) is linked, not written again: one edit rewrites only the
-        documents it changed.
+    def publish(self, blobs: Mapping[str, bytes], manifest: Mapping[str, Any]) -> str:
+        """Makes `manifest` (see `describe`) the current generation and returns its name.
+        `blobs` holds the bytes, by digest, of the documents the manifest in service does
+        not have; a blob already stored (of an older generation, or written before a
+        kill) is not written again. Only new bytes are gzipped.
 
-        A publisher killed at any step leaves at worst a staging folder, a generation
-        that never became current or a temporary link; each is cleared or stepped over
-        here, so the next publish always goes through."""
-        self._clear_leftovers()
-        current = self.current_name()
-        name = f"{self._next_number():06d}-{digest_of(meta)}"
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.generations))
-        for file_name, data in files.items():
-            target = staging / file_name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if current and current_files.get(file_name) is data:
-                try:
-                    os.link(self.generations / current / file_name, target, follow_symlinks=False)
-                    continue
-                except OSError:
-                    pass  # pruned or on another file system: write it
-            target.write_bytes(data)
-        (staging / META_FILE).write_text(json.dumps(meta, sort_keys=True))
-        staging.chmod(0o755)
-        # rename(2) onto an existing folder fails: a number is never used twice.
-        os.rename(staging, self.generations / name)
+        Every step is atomic (a rename), and the order (blobs, then the manifest, then
+        `current`) means that whatever `current` names is complete. A publisher killed
+        at any step leaves at worst temporary files, stored blobs no manifest names, a
+        manifest that never became current or a temporary link; the next publish steps
+        over them, and its sweep clears them."""
+        sweep, self._sweep_due = self._sweep_due, True
+        for digest, body in blobs.items():
+            self._store_blob(digest, body)
+        name = f"{self._next_number():06d}-{digest_of(manifest)}"
+        file_name = f"{name}.json"
+        _write_by_rename(self.manifests, file_name, json.dumps(manifest, sort_keys=True).encode())
         link = self.root / f".current-{os.getpid()}"
         link.unlink(missing_ok=True)
-        link.symlink_to(Path("generations") / name)
+        link.symlink_to(Path(MANIFESTS) / file_name)
         os.replace(link, self.current_link)
-        self._prune(keep=name)
+        self._digests[name] = digests_in(manifest)
+        self._prune()
+        if sweep:
+            self._sweep()
+        self._sweep_due = False
         return name
 
+    def restore(self, blobs: Mapping[str, bytes]) -> None:
+        """Stores whichever of `blobs` (by digest) is missing or cut short: what the
+        manifest in service names, checked once by a publisher that has just started,
+        since a crash of the machine may have lost data that never reached the disk."""
+        for digest, body in blobs.items():
+            self._store_blob(digest, body)
+
+    def read_manifest(self, name: str) -> dict[str, Any]:
+        """A generation's manifest; raises FileNotFoundError if it was pruned, and
+        UnsafeStateError if it is not one this service wrote."""
+        if generation_number(name) is None:
+            raise UnsafeStateError(f"{name!r}: not a generation's name")
+        shown = f"{MANIFESTS}/{name}.json"
+        return _checked_manifest(self._read(MANIFESTS, f"{name}.json"), shown)
+
+    def read_blob(self, digest: str, gzipped: bool = False) -> bytes:
+        """A document's bytes (or their gzip twin) by digest; raises FileNotFoundError
+        once no kept manifest refers to them and they were collected."""
+        if not _DIGEST.fullmatch(digest):
+            raise UnsafeStateError(f"{digest!r}: not a digest; a path that leaves its folder is never read")
+        return self._read(BLOBS, digest[:2], digest + (GZIP_SUFFIX if gzipped else ""))
+
     def load(self, name: str) -> Generation:
-        """Reads one generation; raises FileNotFoundError if it was pruned meanwhile."""
-        files: dict[str, bytes] = {}
-        folder = self._open_folder("generations", name)
-        try:
-            self._read_tree(folder, f"generations/{name}/", "", files)
-        finally:
-            os.close(folder)
-        if META_FILE not in files:
-            raise FileNotFoundError(errno.ENOENT, "being pruned", f"generations/{name}/{META_FILE}")
-        meta = json.loads(files.pop(META_FILE))
+        """Reads one generation whole; raises FileNotFoundError if it was pruned meanwhile."""
+        meta = self.read_manifest(name)
+        files = {path: self.read_blob(about["digest"]) for path, about in meta["files"].items()}
         return Generation(name, files, meta)
-
-    def read_meta(self, name: str) -> dict[str, Any]:
-        """A generation's build.json; raises FileNotFoundError if it was pruned."""
-        meta: dict[str, Any] = json.loads(self._read("generations", name, META_FILE))
-        return meta
-
-    def read_file(self, name: str, file_name: str) -> bytes:
-        """One file of a generation; raises FileNotFoundError if it was pruned."""
-        return self._read("generations", name, *file_name.split("/"))
 
     def load_current(self) -> Generation | None:
         for _ in range(5):
@@ -282,39 +325,127 @@ class PublishedStore:
             raise
         return folder
 
-    def _read_tree(self, folder: int, shown: str, prefix: str, files: dict[str, bytes]) -> None:
-        with os.scandir(folder) as entries:
-            names = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
-        for name, is_folder in names:
-            if not is_folder:
-                files[prefix + name] = _read_file_at(folder, name, shown + prefix + name)
-                continue
-            child = _open_folder_at(folder, name, shown + prefix + name)
-            try:
-                self._read_tree(child, shown, f"{prefix}{name}/", files)
-            finally:
-                os.close(child)
+    def _store_blob(self, digest: str, body: bytes) -> None:
+        folder = self.blobs / digest[:2]
+        try:
+            about = os.lstat(folder / digest)
+            # The size too: a blob cut short (a crash of the machine before the data
+            # reached the disk) is written again rather than kept for ever.
+            if stat.S_ISREG(about.st_mode) and about.st_size == len(body):
+                return
+        except FileNotFoundError:
+            pass
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder, 0o700)
+        # The twin first: a blob that is there has its twin.
+        _write_by_rename(folder, digest + GZIP_SUFFIX, compress(body))
+        _write_by_rename(folder, digest, body)
+
+    def _manifest_names(self) -> list[str]:
+        """The generations on disk, oldest first."""
+        names = (
+            match.group(1)
+            for entry in os.listdir(self.manifests)
+            if (match := _MANIFEST_NAME.fullmatch(entry))
+        )
+        return sorted(names, key=lambda name: generation_number(name) or 0)
 
     def _next_number(self) -> int:
-        """One more than any generation there is, current or not: a publisher killed
-        between writing a generation and making it current left one behind."""
-        names = [*os.listdir(self.generations), self.current_name()]
-        return max((n for name in names if (n := generation_number(name)) is not None), default=0) + 1
+        """One more than any generation there is, current or not (a publisher killed
+        between writing a manifest and making it current left one behind), and than the
+        0.1.0 generation folder `current` may still name."""
+        try:
+            target = os.path.basename(os.readlink(self.current_link)).removesuffix(".json")
+        except FileNotFoundError:
+            target = ""
+        numbers = [generation_number(name) for name in [*self._manifest_names(), target]]
+        return max((n for n in numbers if n is not None), default=0) + 1
 
-    def _clear_leftovers(self) -> None:
-        for leftover in self.generations.glob(".staging-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+    def _digests_of(self, name: str) -> frozenset[str]:
+        if name not in self._digests:
+            try:
+                self._digests[name] = digests_in(self.read_manifest(name))
+            except (FileNotFoundError, UnsafeStateError):
+                return frozenset()  # nothing to keep for it; the sweep takes what it left
+        return self._digests[name]
+
+    def _prune(self) -> None:
+        """Removes all but the newest KEEP_GENERATIONS manifests, and the blobs that only
+        the removed ones refer to: a set difference over the few manifests involved."""
+        names = self._manifest_names()
+        kept, dropped = names[-KEEP_GENERATIONS:], names[:-KEEP_GENERATIONS]
+        if not dropped:
+            return
+        referenced = frozenset().union(*(self._digests_of(name) for name in kept))
+        for name in dropped:
+            self._remove_blobs(self._digests_of(name) - referenced)
+            (self.manifests / f"{name}.json").unlink(missing_ok=True)
+            self._digests.pop(name, None)
+
+    def _remove_blobs(self, digests: Iterable[str]) -> None:
+        for digest in digests:
+            for file_name in (digest + GZIP_SUFFIX, digest):
+                (self.blobs / digest[:2] / file_name).unlink(missing_ok=True)
+
+    def _sweep(self) -> None:
+        """Removes what no kept manifest names: blobs and temporary files a killed or
+        failed publish left, and the generation folders of 0.1.0. A whole listing of the
+        blobs, so it runs once per publisher process and after a failed publish only."""
+        referenced = frozenset().union(*(self._digests_of(name) for name in self._manifest_names()))
+        with os.scandir(self.blobs) as folders:
+            for folder in list(folders):
+                if not folder.is_dir(follow_symlinks=False):
+                    os.unlink(folder.path)
+                    continue
+                with os.scandir(folder.path) as entries:
+                    strays = [
+                        entry.path
+                        for entry in entries
+                        if entry.name.removesuffix(GZIP_SUFFIX) not in referenced
+                    ]
+                for stray in strays:
+                    os.unlink(stray)
+        for file_name in os.listdir(self.manifests):
+            if not _MANIFEST_NAME.fullmatch(file_name):
+                os.unlink(self.manifests / file_name)
         for link in self.root.glob(".current-*"):
             link.unlink(missing_ok=True)
+        old = self.root / OLD_GENERATIONS
+        if os.path.lexists(old):
+            log.warning(
+                "%s: removing the generation folders of an older version; the feeds were published "
+                "afresh from the content, with new Last-Modified dates (the ETags are the same)",
+                old,
+            )
+            if os.path.isdir(old) and not os.path.islink(old):
+                shutil.rmtree(old)
+            else:
+                os.unlink(old)
 
-    def _prune(self, keep: str) -> None:
-        numbered = sorted(
-            (number, name)
-            for name in os.listdir(self.generations)
-            if name != keep and (number := generation_number(name)) is not None
-        )
-        for _, name in numbered[: max(0, len(numbered) - (KEEP_GENERATIONS - 1))]:
-            shutil.rmtree(self.generations / name, ignore_errors=True)
+
+def _write_by_rename(folder: Path, name: str, data: bytes) -> None:
+    """Writes `folder/name` so that no reader ever sees it half-written: a temporary
+    file (a hidden name the sweep clears if this process dies first), then a rename."""
+    temporary = folder / f".{name}.{os.getpid()}.tmp"
+    temporary.write_bytes(data)
+    os.replace(temporary, folder / name)
+
+
+def _checked_manifest(data: bytes, shown: str) -> dict[str, Any]:
+    """The manifest in `data`, if it has the shape `describe` gives one; each digest
+    becomes a file name, so it must be one."""
+    try:
+        meta = json.loads(data)
+    except ValueError:
+        meta = None
+    files = meta.get("files") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or not isinstance(files, dict):
+        raise UnsafeStateError(f"{shown}: not a manifest this service wrote")
+    for path, about in files.items():
+        digest = about.get("digest") if isinstance(about, dict) else None
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            raise UnsafeStateError(f"{shown}: not a manifest this service wrote ({path!r} has no digest)")
+    return meta
 
 
 def _open_folder_at(folder: int, name: str, shown: str) -> int:

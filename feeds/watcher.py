@@ -21,14 +21,14 @@ from urllib.parse import quote
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from feeds.build import FEED_FILES, Build
-from feeds.caching import compress
+from feeds.caching import content_digest
 from feeds.config import Settings
 from feeds.dates import rfc3339
 from feeds.errors import FeedsError
 from feeds.index import INDEX_FILE, index_html
 from feeds.metrics import Metrics, for_process
 from feeds.pipeline import Pipeline, Reading
-from feeds.published import Generation, PublishedStore, default_state_dir, describe
+from feeds.published import PublishedStore, UnsafeStateError, default_state_dir, describe
 from feeds.websub import Publisher
 
 log = logging.getLogger("feeds.watcher")
@@ -83,17 +83,14 @@ class Watcher:
         self.settling: tuple[str, ...] = ()  # files being written, to look at again soon
         self.retry = True  # the first poll always builds
         self.next_release: dt.datetime | None = None
-        self.published = store.load_current()  # the generation in service
-        self.published_posts = int(self.published.meta.get("posts", 0)) if self.published else 0
+        self.published_meta = _manifest_in_service(store)
+        # The documents of the last build, by path. A document whose bytes did not change
+        # comes out of the next build as the very same bytes object, so an `is` (else
+        # `==`) here spares its digest. Empty after a restart: then each document is
+        # digested once and compared with the manifest in service.
+        self.published_bodies: Mapping[str, bytes] = {}
+        self.published_posts = int(self.published_meta.get("posts", 0))
         self.last_success: str | None = None
-
-    @property
-    def published_files(self) -> Mapping[str, bytes]:
-        return self.published.files if self.published else {}
-
-    @property
-    def published_meta(self) -> Mapping[str, Any]:
-        return self.published.meta if self.published else {}
 
     def poll(self) -> bool:
         """One poll; True when it published new feeds. Never raises: a failure is logged,
@@ -108,13 +105,16 @@ class Watcher:
                 return False
             self._guard(reading)
             built = self.pipeline.build(reading, now)
-            files = self._files(built, self.published_files)
+            files = self._files(built)
+            digests, new_blobs, unverified = self._digests(files)
+            if unverified:
+                self.store.restore(unverified)
+            before = self.published_meta
             published = None
             meta: dict[str, Any] = {}
-            # A generation from before Last-Modified was stamped is published again.
-            if files != self.published_files or "last_modified_max" not in self.published_meta:
-                meta = self._meta(built, files, self._publication_moment(built, files))
-                published = self.store.publish(files, meta, self.published_files)
+            if new_blobs or digests.keys() != before.get("files", {}).keys():
+                meta = self._manifest(built, digests)
+                published = self.store.publish(new_blobs, meta)
         except Exception as error:
             self.retry = True
             if isinstance(error, EmptyContentGuard):
@@ -127,9 +127,10 @@ class Watcher:
             return False
         self.retry = False
         if published and self.publisher:
-            self.publisher.publish(self._changed_feeds(built, self.published_files))
+            self.publisher.publish(self._changed_feeds(built, before, digests))
         if published:
-            self.published = Generation(published, files, meta)
+            self.published_meta = meta
+        self.published_bodies = files
         self.next_release = built.next_release
         self.published_posts = built.used
         self.last_success = rfc3339(now)
@@ -154,19 +155,21 @@ class Watcher:
             self.metrics.build(result, elapsed_ms / 1000, built.used, built.skipped)
         return published is not None
 
-    def _publication_moment(self, built: Build, files: Mapping[str, bytes]) -> dt.datetime:
-        """The clock at publication, once it has reached the date the changed documents
-        get. Changed bytes are dated at least a second past their previous date, so two
-        publishes within one second would otherwise date the second one ahead of the
-        clock, and a server MUST NOT send a Last-Modified later than its Date (RFC 9110
-        §8.8.2.1). describe() still moves the date forward if the clock went back."""
+    def _manifest(self, built: Build, digests: Mapping[str, str]) -> dict[str, Any]:
+        """The manifest to publish, dated by the clock at publication once it has reached
+        the date the changed documents get. Changed bytes are dated at least a second
+        past their previous date, so two publishes within one second would otherwise date
+        the second one ahead of the clock, and a server MUST NOT send a Last-Modified
+        later than its Date (RFC 9110 §8.8.2.1). describe() still moves the date forward
+        if the clock went back."""
         now = self.clock()
-        latest = self._meta(built, files, now)["last_modified_max"]
+        meta = self._meta(built, digests, now)
+        latest = meta["last_modified_max"]
         ahead = dt.datetime.fromisoformat(latest) - now if latest else dt.timedelta(0)
         if dt.timedelta(0) < ahead <= MAX_CLOCK_WAIT:
             self.sleep(ahead.total_seconds())
-            now = self.clock()
-        return now
+            meta = self._meta(built, digests, self.clock())
+        return meta
 
     def _guard(self, reading: Reading) -> None:
         if self.settings.empty_guard and reading.files_read == 0 and self.published_posts > 0:
@@ -176,37 +179,58 @@ class Watcher:
                 "(set empty_guard = false to publish empty feeds)"
             )
 
-    def _files(self, built: Build, before: Mapping[str, bytes]) -> dict[str, bytes]:
-        """Every file to publish, each with its gzip twin. Unchanged documents keep the
-        very bytes objects of the generation in service (compressed once, linked)."""
+    def _files(self, built: Build) -> dict[str, bytes]:
+        """Every document to publish, by path."""
         files = {output.path: output.body for output in built.outputs}
         files[INDEX_FILE] = index_html(self.settings, built.items, built.terms)
-        for name, data in list(files.items()):
-            old = before.get(name)
-            if old is not None and old == data and name + ".gz" in before:
-                files[name] = old
-                files[name + ".gz"] = before[name + ".gz"]
-            else:
-                files[name + ".gz"] = compress(data)
         return files
 
-    def _changed_feeds(self, built: Build, before: Mapping[str, bytes]) -> list[str]:
-        """The URLs of the subscribable feeds whose bytes this build changed."""
+    def _digests(
+        self, files: Mapping[str, bytes]
+    ) -> tuple[dict[str, str], dict[str, bytes], dict[str, bytes]]:
+        """The digest of every document; the bytes, by digest, of those that the manifest
+        in service does not have; and of those it has that this process has not seen
+        stored (after a restart: their blobs may have been cut short by a crash). Only
+        bytes new since the last build are digested: the others keep the digest the
+        manifest gives them."""
+        described: Mapping[str, Any] = self.published_meta.get("files", {})
+        digests: dict[str, str] = {}
+        new_blobs: dict[str, bytes] = {}
+        unverified: dict[str, bytes] = {}
+        for path, body in files.items():
+            about = described.get(path)
+            previous = self.published_bodies.get(path)
+            if about is not None and previous is not None and (previous is body or previous == body):
+                digests[path] = about["digest"]
+                continue
+            digests[path] = digest = content_digest(body)
+            if about is None or about["digest"] != digest:
+                new_blobs[digest] = body
+            elif previous is None:
+                unverified[digest] = body
+        return digests, new_blobs, unverified
+
+    def _changed_feeds(
+        self, built: Build, before: Mapping[str, Any], digests: Mapping[str, str]
+    ) -> list[str]:
+        """The URLs of the subscribable feeds whose bytes this build changed (`before` is
+        the manifest that was in service)."""
+        described: Mapping[str, Any] = before.get("files", {})
         return [
             self.settings.url(quote(output.path, safe="/"))
             for output in built.outputs
             if output.path.rpartition("/")[2] in FEED_FILES.values()
             and not output.path.startswith("archive/")
-            and before.get(output.path) != output.body
+            and described.get(output.path, {}).get("digest") != digests[output.path]
         ]
 
-    def _meta(self, built: Build, files: Mapping[str, bytes], now: dt.datetime) -> dict[str, Any]:
-        """What the web workers need beside the bytes: each document's Last-Modified
-        (when its bytes were first published) and cache lifetime, and the number of
-        posts (for the empty-directory guard)."""
+    def _meta(self, built: Build, digests: Mapping[str, str], now: dt.datetime) -> dict[str, Any]:
+        """The manifest: each document's digest, Last-Modified (when its bytes were first
+        published) and cache lifetime, and the number of posts (for the empty-directory
+        guard)."""
         documents = {output.path: output.max_age for output in built.outputs}
         documents[INDEX_FILE] = None
-        return describe(documents, files, self.published, built.used, now)
+        return describe(documents, digests, self.published_meta, built.used, now)
 
     def _report(self, now: dt.datetime, built: Build | None = None, error: Exception | None = None) -> None:
         """Writes the health record that /healthz reads. `error` names only the class of
@@ -230,6 +254,19 @@ class Watcher:
                 health[key] = previous.get(key)
             health["last_success"] = self.last_success or previous.get("last_success")
         self.store.write_health(health)
+
+
+def _manifest_in_service(store: PublishedStore) -> Mapping[str, Any]:
+    """The manifest `current` names; empty (publish afresh) when there is none, or when
+    it is missing or not one this service wrote."""
+    name = store.current_name()
+    if name is None:
+        return {}
+    try:
+        return store.read_manifest(name)
+    except (FileNotFoundError, UnsafeStateError) as error:
+        log.warning("the generation in service, %s, cannot be read (%s); publishing afresh", name, error)
+        return {}
 
 
 class Lease:

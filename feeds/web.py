@@ -94,9 +94,11 @@ def canonical_path(path_info: str) -> str:
 
 class Snapshots:
     """This worker's view of the current generation: one `readlink` per request to
-    notice a new one, and each file read (and hashed) on its first request only, so a
-    site with many tag feeds and archive pages costs memory only for what is asked.
-    Under threads, the generation served only ever moves forward."""
+    notice a new one, and each document's blob read on its first request only, so a
+    site with many tag feeds and archive pages costs memory only for what is asked. The
+    manifest gives each document's digest, which is its ETag: no body is hashed here,
+    and a blob already read is kept across generations while they refer to it. Under
+    threads, the generation served only ever moves forward."""
 
     def __init__(
         self, store: PublishedStore, max_age: int, stale_while_revalidate: int = 0, stale_if_error: int = 0
@@ -110,6 +112,7 @@ class Snapshots:
         self._pages: Mapping[str, Mapping[str, Any]] = {}  # page file name -> metadata
         self._representations: dict[str, Representation] = {}
         self._page_representations: dict[str, Representation] = {}  # shared by a folder's feeds
+        self._blobs: dict[str, tuple[bytes, bytes]] = {}  # digest -> identity and gzip bytes
         self._lock = threading.Lock()
 
     def representation(self, path: str) -> Representation | None:
@@ -122,7 +125,8 @@ class Snapshots:
                         self._switch(name)
                     return self._representation(path)
                 except FileNotFoundError:
-                    name = self.store.current_name()  # pruned under us: a newer one is current
+                    # The manifest pruned or a blob collected under us: a newer one is current.
+                    name = self.store.current_name()
                 except UnsafeStateError as error:
                     # Never served: the request fails (500), and the log says why.
                     log.error("refusing to serve %s: %s", path, error)
@@ -147,7 +151,7 @@ class Snapshots:
         files: Mapping[str, Mapping[str, Any]] = {}
         pages: Mapping[str, Mapping[str, Any]] = {}
         if name is not None:
-            described = self.store.read_meta(name).get("files", {})
+            described = self.store.read_manifest(name)["files"]
             files = {
                 route_of(file_name): {"file": file_name, **about}
                 for file_name, about in described.items()
@@ -158,6 +162,8 @@ class Snapshots:
                 for file_name, about in described.items()
                 if file_name.rpartition("/")[2] == PAGE_FILE
             }
+        digests = {about["digest"] for about in [*files.values(), *pages.values()]}
+        self._blobs = {digest: blob for digest, blob in self._blobs.items() if digest in digests}
         self._files, self._pages, self._name = files, pages, name
         self._representations, self._page_representations = {}, {}
 
@@ -171,8 +177,6 @@ class Snapshots:
         content_type = CONTENT_TYPES[file_name.rpartition("/")[2]]
         page = self._page(page_path(file_name)) if content_type in PAGED_TYPES else None
         representation = self._read(
-            self._name,
-            file_name,
             about,
             content_type,
             browser_type=BROWSER_TYPE if content_type in XML_FEED_TYPES else None,
@@ -189,30 +193,33 @@ class Snapshots:
         about = self._pages.get(file_name)
         if about is None or self._name is None:
             return None
-        page = self._read(self._name, file_name, about, HTML_TYPE)
+        page = self._read(about, HTML_TYPE)
         self._page_representations[file_name] = page
         return page
 
     def _read(
         self,
-        name: str,
-        file_name: str,
         about: Mapping[str, Any],
         content_type: str,
         browser_type: str | None = None,
         page: Representation | None = None,
     ) -> Representation:
         last_modified = about.get("last_modified")
+        digest = about["digest"]
+        if digest not in self._blobs:
+            self._blobs[digest] = (self.store.read_blob(digest), self.store.read_blob(digest, gzipped=True))
+        body, gzip_body = self._blobs[digest]
         return Representation.of(
-            self.store.read_file(name, file_name),
+            body,
             content_type,
             dt.datetime.fromisoformat(last_modified) if last_modified else None,
             about.get("max_age") or self.max_age,
-            gzip_body=self.store.read_file(name, file_name + ".gz"),
+            gzip_body=gzip_body,
             browser_type=browser_type,
             page=page,
             stale_while_revalidate=self.stale_while_revalidate,
             stale_if_error=self.stale_if_error,
+            digest=digest,
         )
 
 

@@ -93,9 +93,10 @@ def after_read(monkeypatch: pytest.MonkeyPatch) -> AfterRead:
 
 
 def everything_published(store: PublishedStore) -> str:
-    """Every byte of every generation still on disk (gzip copies unpacked), as text."""
+    """Every byte of every generation still on disk (blobs and manifests, gzip twins
+    unpacked), as text."""
     texts = []
-    for path in sorted(store.generations.rglob("*")):
+    for path in sorted([*store.blobs.rglob("*"), *store.manifests.rglob("*")]):
         if path.is_file():
             data = path.read_bytes()
             texts.append((gzip.decompress(data) if path.suffix == ".gz" else data).decode())

@@ -18,7 +18,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from feeds.build import FEED_FILES
-from feeds.caching import Representation
+from feeds.caching import Representation, content_digest
 from feeds.feedpage import feed_page, page_path
 from feeds.pipeline import Pipeline
 from feeds.posts import Author
@@ -257,13 +257,14 @@ def test_a_generation_without_pages_is_served_as_before(
     write_site(write_post)
     settings = make_settings(state_dir=str(tmp_path / "state"))
     built = Pipeline(settings).run(NOW)
-    files: dict[str, bytes] = {}
-    for output in built.outputs:
-        files[output.path] = output.body
-        files[output.path + ".gz"] = gzip.compress(output.body)
+    files = {output.path: output.body for output in built.outputs}
+    digests = {path: content_digest(body) for path, body in files.items()}
     store = PublishedStore(default_state_dir(settings))
-    documents: Mapping[str, int | None] = {output.path: None for output in built.outputs}
-    store.publish(files, describe(documents, files, None, built.used, NOW), {})
+    documents: Mapping[str, int | None] = dict.fromkeys(files)
+    store.publish(
+        {digests[path]: body for path, body in files.items()},
+        describe(documents, digests, None, built.used, NOW),
+    )
     client = create_app(settings).test_client()
     response = client.get("/rss.xml", headers=NAVIGATE)
     assert response.data == files["rss.xml"] and response.headers["Vary"] == "Accept, Accept-Encoding"

@@ -7,7 +7,10 @@ with an injected clock, then against the real servers (granian and gunicorn) and
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
+import logging
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -223,20 +226,45 @@ def test_publication_time_never_enters_the_bytes(
         assert answers[0][path][2] != answers[1][path][2], path
 
 
-def test_a_generation_published_before_dates_were_stamped_is_published_again(
-    site: Site, write_post: WritePost
-) -> None:
-    """The state directory of an older version: its build.json has no publication dates."""
-    current = site.store.current_link / "build.json"
-    meta = json.loads(current.read_text())
-    for about in meta["files"].values():
-        about.pop("last_modified")
-    del meta["last_modified_max"]
-    current.write_text(json.dumps(meta))
-    assert site.client().get("/rss.xml").headers.get("Last-Modified") is None
-    watcher = Watcher(site.settings, site.store, site.clock, settle_ns=0, sleep=site.clock.sleep)
-    assert watcher.poll() is True
-    assert validators(site.client())["/rss.xml"][2] == http_date(T0)
+def test_a_state_dir_of_0_1_0_is_published_afresh(site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    """0.1.0 kept a folder of files per generation, and `current` named it. Such a state
+    directory is not read: until the first publish the site answers 503, as at any
+    first start; that publish counts on from the old number, removes the old folders
+    and says so. The ETags are the same (the same digest of the same bytes), and every
+    Last-Modified is the new publication's, later than the old one: never back."""
+    before = validators(site.client())
+    generation = site.store.load_current()
+    assert generation is not None
+    root = site.store.root
+    folder = root / "generations" / "000007-0123456789abcdef"
+    for path, body in generation.files.items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(body)
+        (folder / (path + ".gz")).write_bytes(gzip.compress(body))
+    old_meta = {
+        **generation.meta,
+        "files": {
+            p: {"last_modified": a["last_modified"], "max_age": a["max_age"]}
+            for p, a in generation.meta["files"].items()
+        },
+    }
+    (folder / "build.json").write_text(json.dumps(old_meta))
+    shutil.rmtree(root / "manifests")
+    shutil.rmtree(root / "blobs")
+    site.store.current_link.unlink()
+    site.store.current_link.symlink_to("generations/000007-0123456789abcdef")
+    store = PublishedStore(default_state_dir(site.settings))
+    assert site.client().get("/rss.xml").status_code == 503
+    site.clock.now += dt.timedelta(hours=1)
+    with caplog.at_level(logging.WARNING, logger="feeds"):
+        assert Watcher(site.settings, store, site.clock, settle_ns=0, sleep=site.clock.sleep).poll() is True
+    assert (store.current_name() or "").startswith("000008-")
+    assert not (root / "generations").exists()
+    assert "removing the generation folders of an older version" in caplog.text
+    after = validators(site.client())
+    for path in PATHS:
+        assert after[path][:2] == before[path][:2], path
+        assert after[path][2] == http_date(site.clock.now) != before[path][2], path
 
 
 # --- the real servers -------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def test_the_default_state_dir_is_in_the_users_xdg_state_folder(
     root = default_state_dir(settings)
     assert root.parent == tmp_path / "xdg" / "state" / "feeds" and DIGEST.fullmatch(root.name)
     store = PublishedStore(root)
-    for folder in (root, root.parent, root.parent.parent, store.generations):
+    for folder in (root, root.parent, root.parent.parent, store.blobs, store.manifests):
         assert mode(folder) == 0o700, folder
     # The same settings give the same folder, in this process and in another one (the
     # workers are separate processes); other settings give another.
@@ -116,7 +116,8 @@ def test_without_a_usable_home_a_fresh_private_temporary_folder(
     assert mode(root) == 0o700 and root.stat().st_uid == os.geteuid()
     assert default_state_dir(settings) == root  # the app and the watcher of one process agree
     PublishedStore(root)
-    os.rmdir(root / "generations")
+    os.rmdir(root / "blobs")
+    os.rmdir(root / "manifests")
     os.rmdir(root)
 
 
@@ -124,15 +125,18 @@ def test_without_a_usable_home_a_fresh_private_temporary_folder(
 
 
 def hostile_state_dir(root: Path, secret: Path) -> None:
-    """What the other user prepared: a generation whose feed files lead to `secret`."""
-    generation = root / "generations" / "000001-0000000000000000"
-    generation.mkdir(parents=True)
-    files = {"rss.xml": {"last_modified": "2026-01-01T00:00:00Z", "max_age": None}}
-    (generation / "build.json").write_text(json.dumps({"posts": 1, "files": files}))
-    for name in ("rss.xml", "rss.xml.gz"):
-        (generation / name).symlink_to(secret)
-    (root / "current").symlink_to("generations/000001-0000000000000000")
-    for path in (root, root / "generations", generation, root / "current"):
+    """What the other user prepared: a manifest whose feed's blobs lead to `secret`."""
+    digest = "0123456789abcdef" * 2
+    blobs, manifests = root / "blobs" / digest[:2], root / "manifests"
+    blobs.mkdir(parents=True)
+    manifests.mkdir()
+    files = {"rss.xml": {"digest": digest, "last_modified": "2026-01-01T00:00:00Z", "max_age": None}}
+    manifest = manifests / "000001-0000000000000000.json"
+    manifest.write_text(json.dumps({"posts": 1, "files": files}))
+    for name in (digest, digest + ".gz"):
+        (blobs / name).symlink_to(secret)
+    (root / "current").symlink_to("manifests/000001-0000000000000000.json")
+    for path in (root, root / "blobs", blobs, manifests, manifest, root / "current"):
         os.lchown(path, NOBODY, NOBODY)
 
 
@@ -164,11 +168,14 @@ def test_a_state_dir_others_may_write_to_is_refused(tmp_path: Path, folder_mode:
     )
 
 
+@pytest.mark.parametrize("folder", ["blobs", "manifests"])
 @pytest.mark.parametrize("how", ["nobody's", "group-writable", "a symlink", "a file"])
-def test_a_generations_folder_that_is_not_the_services_is_refused(tmp_path: Path, how: str) -> None:
+def test_a_published_folder_that_is_not_the_services_is_refused(
+    tmp_path: Path, how: str, folder: str
+) -> None:
     root = tmp_path / "state"
     root.mkdir(mode=0o700)
-    generations = root / "generations"
+    generations = root / folder
     if how == "a symlink":
         (tmp_path / "elsewhere").mkdir()
         generations.symlink_to(tmp_path / "elsewhere")
@@ -195,41 +202,43 @@ def test_a_state_dir_of_an_older_version_and_a_symlinked_one_are_accepted(tmp_pa
 # --- never through a symlink ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "swap",
-    ["rss.xml", "tags folder", "build.json", "generation folder"],
-)
-def test_a_symlink_inside_a_generation_is_never_followed(
+def blob_of(store: PublishedStore, path: str) -> Path:
+    """Where the current generation keeps the bytes of `path`."""
+    manifest = json.loads((store.root / os.readlink(store.current_link)).read_bytes())
+    digest = manifest["files"][path]["digest"]
+    return store.blobs / digest[:2] / digest
+
+
+@pytest.mark.parametrize("swap", ["blob", "blob folder", "manifest", "manifests folder"])
+def test_a_symlink_in_the_published_state_is_never_followed(
     state_settings: Settings, write_post: WritePost, secret: Path, tmp_path: Path, swap: str
 ) -> None:
     """Even with the ownership checks passed (the service's own folder, changed behind
     its back), a symlink inside the state directory is an error, never served."""
     store = published(state_settings, write_post)
-    name = store.current_name()
-    assert name is not None
-    generation = store.generations / name
-    if swap == "rss.xml":
-        for file_name in ("rss.xml", "rss.xml.gz"):
-            (generation / file_name).unlink()
-            (generation / file_name).symlink_to(secret)
-        path = "/rss.xml"
-    elif swap == "tags folder":
-        decoy = tmp_path / "decoy" / "boats"
-        decoy.mkdir(parents=True)
-        for file_name in ("rss.xml", "rss.xml.gz"):
+    client = create_app(state_settings).test_client()  # started before the swap
+    blob = blob_of(store, "tags/boats/rss.xml")
+    path = "/tags/boats/rss.xml"
+    if swap == "blob":
+        for file_name in (blob.name, blob.name + ".gz"):
+            (blob.parent / file_name).unlink()
+            (blob.parent / file_name).symlink_to(secret)
+    elif swap == "blob folder":
+        decoy = tmp_path / "decoy"
+        decoy.mkdir()
+        for file_name in (blob.name, blob.name + ".gz"):
             (decoy / file_name).symlink_to(secret)
-        os.rename(generation / "tags", tmp_path / "real-tags")
-        (generation / "tags").symlink_to(tmp_path / "decoy")
-        path = "/tags/boats/rss.xml"
-    elif swap == "build.json":
-        (generation / "build.json").rename(tmp_path / "build.json")
-        (generation / "build.json").symlink_to(tmp_path / "build.json")
+        os.rename(blob.parent, tmp_path / "real-folder")
+        blob.parent.symlink_to(decoy)
+    elif swap == "manifest":
+        manifest = store.root / os.readlink(store.current_link)
+        manifest.rename(tmp_path / "manifest.json")
+        manifest.symlink_to(tmp_path / "manifest.json")
         path = "/rss.xml"
     else:
-        os.rename(generation, tmp_path / "moved")
-        generation.symlink_to(tmp_path / "moved")
+        os.rename(store.manifests, tmp_path / "moved")
+        store.manifests.symlink_to(tmp_path / "moved")
         path = "/rss.xml"
-    client = create_app(state_settings).test_client()
     with pytest.raises(UnsafeStateError, match="symlink is never followed"):
         client.get(path, headers={"Accept-Encoding": "gzip"})
     with pytest.raises(UnsafeStateError):
@@ -238,7 +247,7 @@ def test_a_symlink_inside_a_generation_is_never_followed(
         store.load_current()  # nor does the watcher read it
 
 
-def test_a_file_name_that_leaves_the_generation_is_refused(
+def test_a_digest_that_leaves_the_blobs_is_refused(
     state_settings: Settings, write_post: WritePost, tmp_path: Path
 ) -> None:
     store = published(state_settings, write_post)
@@ -246,13 +255,15 @@ def test_a_file_name_that_leaves_the_generation_is_refused(
     leak.mkdir()
     for file_name in ("rss.xml", "rss.xml.gz"):
         (leak / file_name).write_bytes(SECRET)
-    meta_path = store.current_link / "build.json"
-    meta = json.loads(meta_path.read_text())
-    escape = "../" * (len(store.generations.relative_to(tmp_path).parts) + 1) + "leak/rss.xml"
-    meta["files"][escape] = {"last_modified": None, "max_age": None}
-    meta_path.write_text(json.dumps(meta))
-    with pytest.raises(UnsafeStateError, match="leaves its folder"):
-        create_app(state_settings).test_client().get("/" + escape)
+    manifest_path = store.root / os.readlink(store.current_link)
+    manifest = json.loads(manifest_path.read_text())
+    escape = "../" * (len(store.blobs.relative_to(tmp_path).parts) + 1) + "leak/rss.xml"
+    manifest["files"]["rss.xml"]["digest"] = escape
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(UnsafeStateError, match="not a manifest this service wrote"):
+        create_app(state_settings).test_client().get("/rss.xml")
+    with pytest.raises(UnsafeStateError, match="not a digest"):
+        store.read_blob(escape)
 
 
 @pytest.fixture
@@ -322,10 +333,10 @@ def test_the_server_never_serves_a_published_symlink(
     server = Server(tmp_path, content_dir, workers=1, via_cli=kind == "granian", state_dir=str(state))
     try:
         server.wait_until_ready()  # /healthz: no worker has read rss.xml yet
-        generation = state / "generations" / os.path.basename(os.readlink(state / "current"))
-        for file_name in ("rss.xml", "rss.xml.gz"):
-            (generation / file_name).unlink()
-            (generation / file_name).symlink_to(secret)
+        blob = blob_of(PublishedStore(state), "rss.xml")
+        for file_name in (blob.name, blob.name + ".gz"):
+            (blob.parent / file_name).unlink()
+            (blob.parent / file_name).symlink_to(secret)
         for encoding in ("identity", "gzip"):
             status, _, body = server.request("/rss.xml", headers={"Accept-Encoding": encoding})
             assert status == 500 and SECRET not in body

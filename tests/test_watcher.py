@@ -221,8 +221,8 @@ def test_only_a_few_generations_are_kept(
     for n in range(6):
         write_post("one.txt", post_text(title=f"Version {n}"))
         assert watcher.poll() is True
-    names = sorted(p.name for p in store.generations.iterdir())
-    assert len(names) == 3 and names[-1] == store.current_name()
+    names = sorted(p.name for p in store.manifests.iterdir())
+    assert len(names) == 3 and names[-1] == f"{store.current_name()}.json"
     assert names[-1].startswith("000006-")
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 import gzip
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +145,9 @@ def test_get_serves_published_bytes_with_every_header(site: Site, client: FlaskC
 
 
 def test_rss_body_equals_published_file(site: Site, client: FlaskClient) -> None:
-    rss = (site.store.current_link / "rss.xml").read_bytes()
+    manifest = json.loads((site.store.root / os.readlink(site.store.current_link)).read_bytes())
+    digest = manifest["files"]["rss.xml"]["digest"]
+    rss = (site.store.blobs / digest[:2] / digest).read_bytes()
     assert rss.startswith(b"<?xml")
     assert client.get("/rss.xml").data == rss
 
