@@ -196,6 +196,10 @@ class PublishedStore:
         self.blobs = self.root / BLOBS
         self.manifests = self.root / MANIFESTS
         self.current_link = self.root / "current"
+        # Every request reads the link: as a str, and with the name of the last target
+        # it had kept beside it (one tuple, so threads never see a half-updated pair).
+        self._current_path = str(self.current_link)
+        self._last_current: tuple[str, str | None] = ("", None)
         self.health_path = self.root / "health.json"
         _check_private_folder(self.root)
         _check_ancestors(self.root)
@@ -215,11 +219,15 @@ class PublishedStore:
         """The generation in service; None before the first publish (and while `current`
         still names a generation folder of 0.1.0, until the first publish replaces it)."""
         try:
-            target = os.readlink(self.current_link)
+            target = os.readlink(self._current_path)
         except FileNotFoundError:
             return None
-        match = _MANIFEST_NAME.fullmatch(os.path.basename(target))
-        return match.group(1) if match and os.path.dirname(target) == MANIFESTS else None
+        last = self._last_current
+        if last[0] != target:
+            match = _MANIFEST_NAME.fullmatch(os.path.basename(target))
+            last = (target, match.group(1) if match and os.path.dirname(target) == MANIFESTS else None)
+            self._last_current = last
+        return last[1]
 
     def has(self, name: str) -> bool:
         """Whether the manifest of generation `name` is still there (it may be pruned)."""
