@@ -69,8 +69,12 @@ class Watcher:
         publisher: Publisher | None = None,
         metrics: Metrics | None = None,
         sleep: Sleep = time.sleep,
+        site_first: bool = False,
     ) -> None:
+        """With `site_first`, a cold start publishes the site's own feeds in a generation
+        of their own before the rest (`_publish_site_first`)."""
         self.settings = settings
+        self.site_first = site_first
         self.store = store
         self.clock = clock
         self.sleep = sleep
@@ -104,6 +108,8 @@ class Watcher:
             if reading.unchanged and not due and not self.retry:
                 return False
             self._guard(reading)
+            if self.site_first and self.published is None:
+                self._publish_site_first(reading, now)
             built = self.pipeline.build(reading, now)
             files = self._files(built, self.published_files)
             published = None
@@ -150,6 +156,19 @@ class Watcher:
             result = "published" if published else "unchanged"
             self.metrics.build(result, elapsed_ms / 1000, built.used, built.skipped)
         return published is not None
+
+    def _publish_site_first(self, reading: Reading, now: dt.datetime) -> None:
+        """On a cold start (nothing published yet), publishes the site's own feeds, their
+        page, feed.xsl and the index at once, as a generation of their own: the rest
+        (archive, sections, terms, OPML) takes most of a build's time and follows in the
+        next generation. Until then those paths answer as before a first build."""
+        built = self.pipeline.build(reading, now, site_only=True)
+        files = self._files(built, {})
+        meta = self._meta(built, files, now)
+        self.published = Generation(self.store.publish(files, meta, {}), files, meta)
+        log.info("published the site's own feeds first (%d posts used)", built.used)
+        if self.publisher:
+            self.publisher.publish(self._changed_feeds(built, {}))
 
     def _publication_moment(self, built: Build, files: Mapping[str, bytes]) -> dt.datetime:
         """The clock at publication, once it has reached the date the changed documents
@@ -272,7 +291,12 @@ class WatcherService:
                 publisher = Publisher(self.settings.websub_hub) if self.settings.websub_hub else None
                 metrics = for_process(self.store.root / "metrics") if self.settings.metrics else None
                 self._watcher = Watcher(
-                    self.settings, self.store, self.clock, publisher=publisher, metrics=metrics
+                    self.settings,
+                    self.store,
+                    self.clock,
+                    publisher=publisher,
+                    metrics=metrics,
+                    site_first=True,
                 )
             self._watcher.poll()
             for _ in range(SETTLE_RECHECKS):

@@ -4,6 +4,7 @@ builder and granian or gunicorn) on a free loopback port."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import shlex
 import signal
@@ -101,7 +102,10 @@ class Server:
             if self.process.poll() is not None:
                 raise AssertionError(f"server exited with {self.process.returncode}: {self.errors()}")
             try:
-                if self.request("/healthz")[0] == 200:
+                # A cold start publishes the site's own feeds first: ready means the
+                # first whole build succeeded (its time is `last_success`).
+                status, _, body = self.request("/healthz")
+                if status == 200 and json.loads(body)["last_success"]:
                     return
             except OSError:
                 pass
