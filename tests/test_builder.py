@@ -225,3 +225,20 @@ def test_a_cold_start_publishes_the_site_feeds_first(
     assert again.poll() is True
     assert store.current_name() is not None and store.current_name() != second
     assert set(store.read_meta(store.current_name())["files"]) > site
+
+
+def test_a_builder_whose_supervisor_was_killed_stops(running: Server) -> None:
+    """A builder left behind would keep the lease, and the next `feeds serve` over the
+    same state directory could never build."""
+    builder = running.builder_pid()
+    everything = descendants(running.process.pid)
+    os.kill(running.process.pid, signal.SIGKILL)
+    running.process.wait()
+    deadline = time.monotonic() + 10
+    while alive({builder}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert alive({builder}) == set()
+    finally:
+        for pid in alive(everything):
+            os.kill(pid, signal.SIGKILL)
