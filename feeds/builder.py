@@ -4,7 +4,8 @@ read what it published. `feeds serve` starts it beside the HTTP server and resta
 when it dies (see `feeds.supervisor`).
 
 It reads its settings from the environment, as the web workers do, and runs at a lower
-CPU priority than they do, so that a build never takes a core from a request. Two
+CPU priority than they do, so that a build never takes a core from a request (except
+the very first build into an empty state directory, when there is nothing to serve). Two
 builders over one state directory share it through the lease: one polls, the other
 waits and takes over when the first one exits. SIGTERM (or SIGINT) ends it with exit 0
 once the poll under way is finished.
@@ -49,8 +50,12 @@ def main() -> int:
         print(f"feeds: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     logs.configure(log_format=settings.log_format)
+    log.info("builder started (pid %d) for %s", os.getpid(), service.store.root)
+    if service.store.current_name() is None:
+        # Nothing is published, so the workers have nothing to answer but 503: the
+        # first build yields to nobody.
+        service.tick()
     os.nice(NICENESS)
-    log.info("builder started (pid %d, nice +%d) for %s", os.getpid(), NICENESS, service.store.root)
     supervisor = os.environ.get(SUPERVISOR_ENV)
     if supervisor:
         watch = threading.Thread(target=_stop_when_orphaned, args=(int(supervisor), stop), daemon=True)

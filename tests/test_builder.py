@@ -73,7 +73,12 @@ def test_web_workers_load_no_build_code_and_the_builder_runs_below_them(running:
     assert LXML_LIBRARY in mapped(builder)  # the builder does load it: the check can fail
     for worker in workers:
         assert LXML_LIBRARY not in mapped(worker)
-        assert nice_of(builder) > nice_of(worker)
+    # The first build into an empty state directory runs before the builder lowers its
+    # priority (nothing to serve yet): the build is published a moment before.
+    deadline = time.monotonic() + 5
+    while nice_of(builder) <= max(nice_of(worker) for worker in workers) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert all(nice_of(builder) > nice_of(worker) for worker in workers)
 
 
 def test_importing_the_wsgi_module_loads_no_build_code(tmp_path: Path, content_dir: Path) -> None:
