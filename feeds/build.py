@@ -177,13 +177,16 @@ def build(
     summarize: Callable[[Post], str],
     memo: Memo = no_memo,
     pages: bool = False,
+    site_only: bool = False,
 ) -> Build:
     """Builds every document; `itemize` makes the item of a post that reaches a feed
     (reading its body, or reusing an item rendered before), `summarize` gives the
     summary of an archived post without rendering its body (`summary_item`), and `memo`
     may return the bytes of a document made before from the same inputs. With `pages`, each folder of
     feeds also gets the HTML page that the service shows browsers (`feeds.feedpage`);
-    `feeds build` leaves them out, since a static host cannot choose them."""
+    `feeds build` leaves them out, since a static host cannot choose them. With
+    `site_only`, only the site's own feeds, their page and feed.xsl: what a cold start
+    publishes first, before the rest (the archive, sections, terms and the OPML list)."""
     selection = select(posts, now)
     limit = settings.item_limit
     item_problems: set[Problem] = set()
@@ -205,6 +208,18 @@ def build(
     if pages:
         outputs.append(Output(PAGE_FILE, feed_page(channel, items)))
     outputs.append(Output(STYLESHEET_PATH.lstrip("/"), stylesheet()))
+    if site_only:
+        return Build(
+            documents=site,
+            outputs=tuple(outputs),
+            items=items,
+            terms=(),
+            files_read=files_read,
+            used=len(selection.posts),
+            held_back=selection.held_back,
+            problems=tuple(sorted([*problems, *selection.duplicates, *item_problems])),
+            next_release=selection.next_release,
+        )
     sections, refused = group_sections(selection.posts)
     for section in sections:
         section_items = tuple(noted(post) for post in section.posts[:limit])

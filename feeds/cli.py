@@ -10,15 +10,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from feeds import logs
-from feeds.build import Build
 from feeds.config import Settings, load_settings
 from feeds.errors import ConfigError
-from feeds.pipeline import Pipeline
 from feeds.published import PublishedStore, default_state_dir
-from feeds.store import write_outputs
+from feeds.supervisor import SUPERVISOR_ENV, Supervisor, popen
+
+if TYPE_CHECKING:
+    from feeds.build import Build
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 WORKERS_KILL_TIMEOUT = 5  # seconds; answers are ready-made bytes, graceful stops take ms
@@ -80,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(settings: Settings) -> tuple[Build, float]:
+    # Imported here: `feeds serve` stays a small process that never builds itself.
+    from feeds.pipeline import Pipeline
+
     started = time.perf_counter()
     with _ProgressBar(sys.stderr) as bar:
         result = Pipeline(settings).run(dt.datetime.now(dt.UTC), progress=bar.update)
@@ -87,6 +91,8 @@ def _run(settings: Settings) -> tuple[Build, float]:
 
 
 def _build(args: argparse.Namespace, settings: Settings) -> int:
+    from feeds.store import write_outputs
+
     result, elapsed_ms = _run(settings)
     for problem in result.problems:
         log.warning("%s", result.reported(problem))
@@ -108,12 +114,13 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    """Replaces this process with the HTTP server, once the settings are known to be
-    good. The settings travel in the environment, which the workers inherit.
+    """Runs the HTTP server and the builder (`python -m feeds.builder`) as children of
+    this process (`feeds.supervisor`), once the settings are known to be good. The
+    settings travel in the environment, which both inherit.
 
     granian by default: its HTTP layer is native code, and a cached feed answered by
     `feeds.web.CachedFeeds` costs it a few microseconds of Python. gunicorn remains for
-    hosts that want it, with the same app and the same single watcher.
+    hosts that want it, with the same app and the same builder.
     """
     try:
         # Checked here, so an unsafe state directory stops it with one line and exit 2;
@@ -146,8 +153,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             # its handlers late); after this many seconds the server kills it and exits.
             *("--workers-kill-timeout", str(WORKERS_KILL_TIMEOUT), "feeds.wsgi:app"),
         ]
-    sys.stderr.flush()
-    os.execve(sys.executable, argv, env)  # noqa: S606 - a fixed argv, no shell involved
+    env[SUPERVISOR_ENV] = str(os.getpid())
+    supervisor = Supervisor(argv, (sys.executable, "-m", "feeds.builder"), popen(env))
+    supervisor.handle_signals()
+    return supervisor.run()
 
 
 class _ProgressBar:

@@ -15,18 +15,11 @@ from html import escape
 
 from feeds.dates import rfc3339
 from feeds.index import icon_link
+from feeds.routes import ATOM_TYPE, JSON_TYPE, RSS_TYPE
+from feeds.routes import PAGE_FILE as PAGE_FILE  # re-exported
+from feeds.routes import page_path as page_path  # re-exported
 from feeds.text import shorten
-from feeds.xmlfeeds import ATOM_TYPE, JSON_TYPE, RSS_TYPE, Channel, Item
-
-PAGE_FILE = "feed.html"
-
-
-def page_path(feed_path: str) -> str:
-    """Where the page of a feed is published: in its folder, `tags/c++/rss.xml` ->
-    `tags/c++/feed.html`, `rss.xml` -> `feed.html`. The web layer serves it only to a
-    browser's navigation to one of the folder's feeds, never at its own path."""
-    folder, slash, _ = feed_path.rpartition("/")
-    return folder + slash + PAGE_FILE
+from feeds.xmlfeeds import Channel, Item
 
 
 def feed_page(channel: Channel, items: Sequence[Item], current: Channel | None = None) -> bytes:

@@ -1,7 +1,10 @@
 """gunicorn settings and hooks: `gunicorn -c python:feeds.gunicorn_config 'feeds.web:create_app()'`.
 
-The hooks are the process entry point that wires the watcher: every worker runs a
-scheduler, and the file lease lets exactly one of them poll at a time.
+The workers only serve what the builder process (`feeds.builder`) publishes; none of
+them builds. `feeds serve --server gunicorn` starts that builder beside gunicorn. Run
+directly, gunicorn starts none: the master then says so in its log at start-up, and
+/healthz reports `"builder": "stopped"` until a builder (`python -m feeds.builder`,
+with the same environment) holds the state directory's lease.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from feeds import logs
 from feeds.config import load_settings
 from feeds.errors import ConfigError
 from feeds.published import PublishedStore, default_state_dir
-from feeds.watcher import WatcherService
+from feeds.supervisor import SUPERVISOR_ENV
 
 # A configuration error (an unsafe state directory too) stops the master before any
 # worker starts: one line, exit 2.
@@ -44,13 +47,14 @@ control_socket_disable = True  # gunicorn 27's control socket lives in $HOME: on
 errorlog = "-"
 
 
+def when_ready(server: Any) -> None:
+    if not os.environ.get(SUPERVISOR_ENV):
+        server.log.error(
+            "no builder runs beside this gunicorn: the feeds are published by `python -m feeds.builder` "
+            "(which `feeds serve --server gunicorn` starts); until one runs, nothing new is published "
+            "and /healthz says builder: stopped"
+        )
+
+
 def post_fork(server: Any, worker: Any) -> None:
     logs.configure(log_format=_settings.log_format)
-    worker.feeds_watcher = WatcherService(_settings)
-    worker.feeds_watcher.start()
-
-
-def worker_exit(server: Any, worker: Any) -> None:
-    service = getattr(worker, "feeds_watcher", None)
-    if service is not None:
-        service.stop()

@@ -9,9 +9,9 @@ from html import escape
 
 from feeds.config import Settings
 from feeds.dates import rfc3339
-from feeds.opml import OPML_PATH, OPML_TYPE
+from feeds.routes import ATOM_TYPE, JSON_TYPE, OPML_PATH, OPML_TYPE, RSS_TYPE
 from feeds.taxonomy import HEADINGS, Term
-from feeds.xmlfeeds import ATOM_TYPE, JSON_TYPE, RSS_TYPE, Item
+from feeds.xmlfeeds import Item
 
 INDEX_FILE = "index.html"
 FEEDS = (

@@ -38,7 +38,4 @@ def configure(stream: TextIO | None = None, log_format: str = "text") -> logging
     logger.handlers = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    # APScheduler warns each time a tick is skipped because the previous poll still runs;
-    # that coalescing is intended, so only its errors are worth a line.
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     return logger

@@ -12,12 +12,11 @@ from collections.abc import Sequence
 
 from lxml import etree
 
+from feeds.routes import OPML_PATH as OPML_PATH  # re-exported
+from feeds.routes import OPML_TYPE as OPML_TYPE  # re-exported
 from feeds.text import clean
 from feeds.xmlfeeds import Channel
 
-OPML_PATH = "feeds.opml"
-# Not registered with IANA, but what OPML tools send and expect (OPML 2.0 names no type).
-OPML_TYPE = "text/x-opml"
 SPEC_URL = "http://opml.org/spec2.opml"
 
 

@@ -132,7 +132,7 @@ class Pipeline:
             settling=tuple(sorted(settling)),
         )
 
-    def build(self, reading: Reading, now: dt.datetime) -> Build:
+    def build(self, reading: Reading, now: dt.datetime, site_only: bool = False) -> Build:
         items: dict[Post, Item] = {}
         summaries: dict[Post, str] = {}
         documents: dict[Hashable, bytes] = {}
@@ -161,7 +161,9 @@ class Pipeline:
         while True:
             self._sources, self._unread = reading.files, set()
             posts, problems, files_read = reading.posts, reading.problems, reading.files_read
-            built = build(posts, problems, files_read, now, self.settings, item, summary, memo, self.pages)
+            built = build(
+                posts, problems, files_read, now, self.settings, item, summary, memo, self.pages, site_only
+            )
             if not self._unread:
                 break
             # A body changed after it was parsed: what was made from it is dropped, and

@@ -5,7 +5,6 @@ or two. A section is a top-level folder of the content directory, keyed the same
 
 from __future__ import annotations
 
-import hashlib
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,10 +12,10 @@ from operator import attrgetter
 from urllib.parse import quote
 
 from feeds.posts import Post
+from feeds.routes import KINDS, term_key
+from feeds.routes import MAX_KEY_BYTES as MAX_KEY_BYTES  # re-exported
 from feeds.text import brief, clean, one_line
 
-# The kinds whose feeds live below a folder of that name: /tags/<key>/rss.xml.
-KINDS = ("tags", "categories", "authors")
 # Sections have no such folder: /<key>/rss.xml, like a site generator's section pages.
 SECTIONS = "sections"
 # How the index page and the OPML list head each kind, in the order they show them.
@@ -40,12 +39,6 @@ RESERVED_SECTION_KEYS = frozenset(
     {*KINDS, "archive", "healthz", "metrics", *_TOP_LEVEL_FILES, *(f"{name}.gz" for name in _TOP_LEVEL_FILES)}
 )
 
-# A key is a folder name on disk, and file systems refuse names over 255 bytes (NAME_MAX
-# on Linux's ext4, XFS, Btrfs and tmpfs; APFS counts 255 UTF-8 bytes too). Every key
-# that fitted before is kept as it was, so existing feed URLs stay.
-MAX_KEY_BYTES = 255
-_DIGEST_BYTES = 8  # 16 hex digits: two long keys with the same head still differ
-
 
 @dataclass(frozen=True)
 class Term:
@@ -64,31 +57,6 @@ class Term:
     def folder(self) -> str:
         """Where its feeds go below the output folder, e.g. `tags/c++/` or `notes/`."""
         return f"{self.key}/" if self.kind == SECTIONS else f"{self.kind}/{self.key}/"
-
-
-def term_key(name: str) -> str | None:
-    """The key of a term: case-folded, in Unicode NFC, whitespace runs and path
-    separators turned into `-`, at most `MAX_KEY_BYTES` bytes of UTF-8; None when
-    nothing usable is left (a term of dots alone could climb folders).
-
-    A longer key keeps its head, cut at a character boundary, and ends with `-` and a
-    digest of the whole key, so it stays unique and stable; a key is its own key, so a
-    request for the short form finds the same feed as one for the whole name."""
-    if name.isascii():
-        folded = name.casefold()
-    else:
-        # Canonical caseless matching (Unicode §3.13): NFD before case folding, since
-        # folding a precomposed letter can give another text than folding its parts.
-        folded = unicodedata.normalize("NFC", unicodedata.normalize("NFD", name).casefold())
-    key = "-".join(folded.replace("/", " ").replace("\\", " ").split()).strip(".-")
-    if not key:
-        return None
-    encoded = key.encode()
-    if len(encoded) <= MAX_KEY_BYTES:
-        return key
-    digest = hashlib.blake2b(encoded, digest_size=_DIGEST_BYTES).hexdigest()
-    head = encoded[: MAX_KEY_BYTES - len(digest) - 1].decode(errors="ignore")  # drops a cut character
-    return f"{head}-{digest}"
 
 
 def _names(post: Post) -> tuple[tuple[str, tuple[str, ...]], ...]:

@@ -1,24 +1,20 @@
 """Keeping the published feeds fresh: poll the content directory, rebuild on change,
-publish, and report health. One watcher runs per state directory, however many web
-workers there are: each worker's scheduler asks for a file lock on every tick, and
-only the holder polls. If the holder dies, the kernel frees the lock and another
-worker takes over at its next tick.
+publish, and report health. This runs in the builder process (`feeds.builder`), never
+in a web worker. One builder polls per state directory, however many instances share
+it: each builder asks for a file lock on every tick, and only the holder polls. If the
+holder dies, the kernel frees the lock and another builder takes over at its next tick.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-
-from apscheduler.schedulers.background import BackgroundScheduler
 
 from feeds.build import FEED_FILES, Build
 from feeds.caching import content_digest
@@ -26,6 +22,7 @@ from feeds.config import Settings
 from feeds.dates import rfc3339
 from feeds.errors import FeedsError
 from feeds.index import INDEX_FILE, index_html
+from feeds.lease import LEASE_FILE, Lease
 from feeds.metrics import Metrics, for_process
 from feeds.pipeline import Pipeline, Reading
 from feeds.published import PublishedStore, UnsafeStateError, default_state_dir, describe
@@ -72,8 +69,12 @@ class Watcher:
         publisher: Publisher | None = None,
         metrics: Metrics | None = None,
         sleep: Sleep = time.sleep,
+        site_first: bool = False,
     ) -> None:
+        """With `site_first`, a cold start publishes the site's own feeds in a generation
+        of their own before the rest (`_publish_site_first`)."""
         self.settings = settings
+        self.site_first = site_first
         self.store = store
         self.clock = clock
         self.sleep = sleep
@@ -104,6 +105,8 @@ class Watcher:
             if reading.unchanged and not due and not self.retry:
                 return False
             self._guard(reading)
+            if self.site_first and not self.published_meta:
+                self._publish_site_first(reading, now)
             built = self.pipeline.build(reading, now)
             files = self._files(built)
             digests, new_blobs, unverified = self._digests(files)
@@ -154,6 +157,21 @@ class Watcher:
             result = "published" if published else "unchanged"
             self.metrics.build(result, elapsed_ms / 1000, built.used, built.skipped)
         return published is not None
+
+    def _publish_site_first(self, reading: Reading, now: dt.datetime) -> None:
+        """On a cold start (nothing published yet), publishes the site's own feeds, their
+        page, feed.xsl and the index at once, as a generation of their own: the rest
+        (archive, sections, terms, OPML) takes most of a build's time and follows in the
+        next generation. Until then those paths answer as before a first build."""
+        built = self.pipeline.build(reading, now, site_only=True)
+        files = self._files(built)
+        digests, new_blobs, _ = self._digests(files)
+        meta = self._meta(built, digests, now)
+        self.store.publish(new_blobs, meta)
+        self.published_meta, self.published_bodies = meta, files
+        log.info("published the site's own feeds first (%d posts used)", built.used)
+        if self.publisher:
+            self.publisher.publish(self._changed_feeds(built, {}, digests))
 
     def _manifest(self, built: Build, digests: Mapping[str, str]) -> dict[str, Any]:
         """The manifest to publish, dated by the clock at publication once it has reached
@@ -269,57 +287,39 @@ def _manifest_in_service(store: PublishedStore) -> Mapping[str, Any]:
         return {}
 
 
-class Lease:
-    """An exclusive, non-blocking file lock, held until release or process exit."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        if self._fd is not None:
-            return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the lock
-            self._fd = None
-
-
 class WatcherService:
-    """The scheduler of one process: every `poll_interval`, poll if this process holds
-    the lease. Started by the process entry point (the gunicorn hooks), never by the app
-    factory."""
+    """The poll loop of a builder process (`feeds.builder`): every `poll_interval`,
+    poll if this process holds the lease, else try to take it. Two builders over one
+    state directory therefore have exactly one polling; the other takes over within a
+    tick of the first one's exit."""
 
     def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
         self.settings = settings
         self.store = PublishedStore(default_state_dir(settings))
-        self.lease = Lease(self.store.root / "watcher.lock")
+        self.lease = Lease(self.store.root / LEASE_FILE)
         self.clock = clock
         self._watcher: Watcher | None = None
         self._lock = threading.Lock()
-        # One job at a time: a slow build makes the next ticks coalesce, never overlap.
-        self.scheduler = BackgroundScheduler(
-            timezone=dt.UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-        )
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Ticks until `stop` is set, one tick at a time: a slow build makes the next
+        ticks coalesce, never overlap. Ticks keep to a fixed rate from the start."""
+        interval = self.settings.poll_interval
+        next_tick = time.monotonic()
+        while not stop.is_set():
+            self.tick()
+            next_tick = max(next_tick + interval, time.monotonic())
+            stop.wait(next_tick - time.monotonic())
 
     def start(self) -> None:
-        self.scheduler.add_job(
-            self.tick,
-            "interval",
-            seconds=self.settings.poll_interval,
-            next_run_time=dt.datetime.now(dt.UTC),
-            id="poll",
+        """Runs the loop in a thread of this process (tests, embedding)."""
+        self._stopping.clear()
+        self._thread = threading.Thread(
+            target=self.run, args=(self._stopping,), name="feeds-poll", daemon=True
         )
-        self.scheduler.start()
+        self._thread.start()
 
     def tick(self) -> None:
         with self._lock:
@@ -330,7 +330,12 @@ class WatcherService:
                 publisher = Publisher(self.settings.websub_hub) if self.settings.websub_hub else None
                 metrics = for_process(self.store.root / "metrics") if self.settings.metrics else None
                 self._watcher = Watcher(
-                    self.settings, self.store, self.clock, publisher=publisher, metrics=metrics
+                    self.settings,
+                    self.store,
+                    self.clock,
+                    publisher=publisher,
+                    metrics=metrics,
+                    site_first=True,
                 )
             self._watcher.poll()
             for _ in range(SETTLE_RECHECKS):
@@ -340,8 +345,10 @@ class WatcherService:
                 self._watcher.poll()
 
     def stop(self) -> None:
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
         if self._watcher and self._watcher.publisher:
             self._watcher.publisher.close()
         self.lease.release()

@@ -1,8 +1,8 @@
 """The HTTP face: a Flask app that serves the published feeds from memory.
 
 `create_app()` is the factory gunicorn calls (`feeds.web:create_app()`); it reads the
-settings when called, never at import, and starts no threads: the watcher is wired by
-the process entry point (see `feeds.gunicorn_config`).
+settings when called, never at import, and starts no threads. It only reads what the
+builder process (`feeds.builder`) publishes, and imports none of the build code.
 """
 
 from __future__ import annotations
@@ -18,12 +18,20 @@ from flask import Flask, Response
 
 from feeds.caching import Representation, answer
 from feeds.config import Settings, image_origin, load_settings
-from feeds.feedpage import PAGE_FILE, page_path
+from feeds.lease import LEASE_FILE, is_held
 from feeds.metrics import Metrics, for_process
-from feeds.opml import OPML_PATH, OPML_TYPE
 from feeds.published import PublishedStore, UnsafeStateError, default_state_dir, generation_number
-from feeds.taxonomy import KINDS, term_key
-from feeds.xmlfeeds import ATOM_TYPE, JSON_TYPE, RSS_TYPE
+from feeds.routes import (
+    ATOM_TYPE,
+    JSON_TYPE,
+    KINDS,
+    OPML_PATH,
+    OPML_TYPE,
+    PAGE_FILE,
+    RSS_TYPE,
+    page_path,
+    term_key,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -56,7 +64,17 @@ RETRY_AFTER_SECONDS = "5"
 # What /healthz tells anyone: state, times and counts. The failure's text and the
 # problem files (paths, quoted values, drafts among them) are in the log, and on
 # /healthz only with the health_details setting.
-HEALTH_KEYS = ("status", "last_attempt", "last_success", "generation", "posts_used", "posts_skipped", "error")
+# `builder` is "running" while a builder process holds the state directory's lease.
+HEALTH_KEYS = (
+    "status",
+    "last_attempt",
+    "last_success",
+    "generation",
+    "posts_used",
+    "posts_skipped",
+    "error",
+    "builder",
+)
 HEALTH_DETAIL_KEYS = ("last_error", "skipped")
 
 log = logging.getLogger("feeds.web")
@@ -237,6 +255,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         # The same keys before the first build as after it, null until known.
         record = store.read_health() or {"status": "starting"}
         body = {key: record.get(key) for key in health_keys}
+        body["builder"] = "running" if is_held(store.root / LEASE_FILE) else "stopped"
         status = 200 if store.current_name() is not None else 503
         response = Response(json.dumps(body, sort_keys=True) + "\n", status, mimetype="application/json")
         response.headers["Cache-Control"] = "no-store"

@@ -28,6 +28,8 @@ from lxml import etree
 from feeds.dates import rfc822
 from feeds.errors import Problem
 from feeds.posts import Author, Post
+from feeds.routes import ATOM_TYPE, RSS_TYPE
+from feeds.routes import JSON_TYPE as JSON_TYPE  # re-exported
 
 feedgen.feed.formatRFC2822 = rfc822
 feedgen.entry.formatRFC2822 = rfc822
@@ -35,9 +37,6 @@ feedgen.entry.formatRFC2822 = rfc822
 ATOM_NS = "http://www.w3.org/2005/Atom"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
 STYLESHEET_PATH = "/feed.xsl"
-RSS_TYPE = "application/rss+xml"
-ATOM_TYPE = "application/atom+xml"
-JSON_TYPE = "application/feed+json"
 
 # The same hardened settings feedgen uses: no network, no entities, no DTD.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)

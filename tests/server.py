@@ -1,9 +1,12 @@
-"""Running the real server for end-to-end tests: gunicorn on a free loopback port."""
+"""Running the real service for end-to-end tests: `feeds serve` (the supervisor, the
+builder and granian or gunicorn) on a free loopback port."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -36,10 +39,11 @@ class Server:
         extra_env: Mapping[str, str] | None = None,
         **settings: str,
     ) -> None:
-        """gunicorn started directly, with an access log naming each answer's worker; or
-        with `via_cli`, `feeds serve` as the Procfile runs it (granian). A `port` chosen
-        beforehand lets `base_url` name the server itself; `extra_env` is more environment
-        (the server's own variables); the standard output goes to `output_log`."""
+        """`feeds serve --server gunicorn`, with an access log naming each answer's
+        worker; or with `via_cli`, `feeds serve` as the Procfile runs it (granian). Both
+        run the builder beside the server. A `port` chosen beforehand lets `base_url`
+        name the server itself; `extra_env` is more environment (the server's own
+        variables); the standard output goes to `output_log`."""
         self.port = port or free_port()
         self.access_log: Path | None = workdir / f"access-{self.port}.log"
         self.error_log = workdir / f"error-{self.port}.log"
@@ -55,16 +59,21 @@ class Server:
             **{f"FEEDS_{key.upper()}": value for key, value in settings.items()},
             **(extra_env or {}),
         }
+        feeds_command = str(Path(sys.executable).with_name("feeds"))
+        argv = [feeds_command, "serve", "--host", HOST, "--port", str(self.port)]
         if via_cli:
-            feeds_command = str(Path(sys.executable).with_name("feeds"))
-            argv = [feeds_command, "serve", "--host", HOST, "--port", str(self.port)]
             self.access_log = None
         else:
-            argv = [
-                *(sys.executable, "-m", "gunicorn", "--config", "python:feeds.gunicorn_config"),
-                *("--bind", f"{HOST}:{self.port}", "--access-logfile", str(self.access_log)),
-                *("--access-logformat", "%(p)s %(s)s %(U)s %({etag}o)s", "feeds.web:create_app()"),
-            ]
+            argv += ["--server", "gunicorn"]
+            # gunicorn takes more options from this variable; `feeds serve` passes it on.
+            env["GUNICORN_CMD_ARGS"] = shlex.join(
+                [
+                    "--access-logfile",
+                    str(self.access_log),
+                    "--access-logformat",
+                    "%(p)s %(s)s %(U)s %({etag}o)s",
+                ]
+            )
         # The child keeps its own descriptors.
         with self.error_log.open("wb") as errors, self.output_log.open("wb") as output:
             self.process = subprocess.Popen(
@@ -93,7 +102,10 @@ class Server:
             if self.process.poll() is not None:
                 raise AssertionError(f"server exited with {self.process.returncode}: {self.errors()}")
             try:
-                if self.request("/healthz")[0] == 200:
+                # A cold start publishes the site's own feeds first: ready means the
+                # first whole build succeeded (its time is `last_success`).
+                status, _, body = self.request("/healthz")
+                if status == 200 and json.loads(body)["last_success"]:
                     return
             except OSError:
                 pass
@@ -132,5 +144,53 @@ class Server:
             self.process.wait()
             raise
 
+    def children(self) -> dict[int, str]:
+        """The supervisor's live child processes: pid -> command line."""
+        return {pid: command for pid, command in processes().items() if parent_of(pid) == self.process.pid}
+
+    def builder_pid(self, timeout: float = 10) -> int:
+        """The pid of the running builder (`python -m feeds.builder`), waited for."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            builders = [pid for pid, command in self.children().items() if "feeds.builder" in command]
+            if len(builders) == 1:
+                return builders[0]
+            time.sleep(0.02)
+        raise AssertionError(f"no single builder among {self.children()}")
+
     def errors(self) -> str:
         return self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
+
+
+def processes() -> dict[int, str]:
+    """Every live process on the machine: pid -> command line (from /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue  # gone meanwhile
+            if raw:
+                found[int(entry.name)] = raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+    return found
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent pid of `pid`; None when it is gone or a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[1])
+
+
+def descendants(pid: int) -> set[int]:
+    """The live processes below `pid`, however deep."""
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        children = {child for child in processes() if parent_of(child) in frontier}
+        frontier = children - found
+        found |= children
+    return found

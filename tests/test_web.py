@@ -375,7 +375,7 @@ def test_before_first_build(unpublished: Site) -> None:
     assert health.status_code == 503
     assert health.headers["Content-Type"] == "application/json"
     assert health.headers["Cache-Control"] == "no-store"
-    assert health.get_json() == dict.fromkeys(HEALTH_KEYS) | {"status": "starting"}
+    assert health.get_json() == dict.fromkeys(HEALTH_KEYS) | {"status": "starting", "builder": "stopped"}
     assert_nosniff(health)
     assert client.get("/notes/rss.xml").status_code == 404
     for path in CORE_ROUTES:
@@ -431,7 +431,7 @@ def test_health_has_the_same_keys_before_and_after_the_first_build(
     keys = sorted(HEALTH_KEYS + (("last_error", "skipped") if details else ()))
     status, before = health_of(settings)
     assert status == 503
-    assert json.loads(before) == dict.fromkeys(keys) | {"status": "starting"}
+    assert json.loads(before) == dict.fromkeys(keys) | {"status": "starting", "builder": "stopped"}
     store = PublishedStore(default_state_dir(settings))
     assert Watcher(settings, store, clock=lambda: FIXED_NOW, settle_ns=0).poll() is True
     status, after = health_of(settings)
@@ -445,6 +445,7 @@ def test_health_has_the_same_keys_before_and_after_the_first_build(
         "posts_used": 1,
         "posts_skipped": 0,
         "error": None,
+        "builder": "stopped",  # no builder process in this test
     } | ({"last_error": None, "skipped": []} if details else {})
 
 

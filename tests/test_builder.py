@@ -1,0 +1,249 @@
+"""The builder in a process of its own, against the real service: `feeds serve` runs
+the builder (`python -m feeds.builder`) beside granian or gunicorn, restarts it when it
+dies, stops everything on SIGTERM, and the web workers never load the build code."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from feeds.config import Settings
+from feeds.published import PublishedStore
+from feeds.watcher import Watcher
+
+from conftest import WritePost, no_wait, post_text
+from server import Server, descendants, free_port, parent_of, processes
+
+# What a web worker must never import (plan.md): the build code and its libraries.
+BUILD_MODULES = (
+    *("feeds.build", "feeds.pipeline", "feeds.posts", "feeds.markdown", "feeds.xmlfeeds", "feeds.scan"),
+    *("feeds.watcher", "feeds.store", "feedgen", "lxml", "markdown_it", "frontmatter", "yaml", "apscheduler"),
+)
+LXML_LIBRARY = "lxml/etree."  # the shared object lxml's etree is, in /proc/<pid>/maps
+
+
+@pytest.fixture(params=["granian", "gunicorn"])
+def kind(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def running(tmp_path: Path, write_post: WritePost, content_dir: Path, kind: str) -> Iterator[Server]:
+    write_post("first.txt", post_text(title="First", extra="tags: Boats"))
+    server = Server(tmp_path, content_dir, via_cli=kind == "granian", state_dir=str(tmp_path / "state"))
+    try:
+        server.wait_until_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def web_workers(server: Server) -> list[int]:
+    """The worker processes of the HTTP server that `feeds serve` started."""
+    (http_server,) = [pid for pid, command in server.children().items() if "feeds.builder" not in command]
+    return [pid for pid in processes() if parent_of(pid) == http_server]
+
+
+def mapped(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def nice_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[16])
+
+
+def alive(pids: set[int]) -> set[int]:
+    return {pid for pid in pids if parent_of(pid) is not None}
+
+
+def test_web_workers_load_no_build_code_and_the_builder_runs_below_them(running: Server) -> None:
+    assert running.request("/tags/boats/rss.xml")[0] == 200
+    workers = web_workers(running)
+    assert len(workers) == 2
+    builder = running.builder_pid()
+    assert LXML_LIBRARY in mapped(builder)  # the builder does load it: the check can fail
+    for worker in workers:
+        assert LXML_LIBRARY not in mapped(worker)
+    # The first build into an empty state directory runs before the builder lowers its
+    # priority (nothing to serve yet): the build is published a moment before.
+    deadline = time.monotonic() + 5
+    while nice_of(builder) <= max(nice_of(worker) for worker in workers) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert all(nice_of(builder) > nice_of(worker) for worker in workers)
+
+
+def test_importing_the_wsgi_module_loads_no_build_code(tmp_path: Path, content_dir: Path) -> None:
+    (tmp_path / "empty.toml").write_text("")
+    env = {
+        **os.environ,
+        "FEEDS_CONFIG": str(tmp_path / "empty.toml"),
+        "FEEDS_CONTENT_DIR": str(content_dir),
+        "FEEDS_STATE_DIR": str(tmp_path / "state"),
+        "FEEDS_BASE_URL": "https://example.com",
+    }
+    code = f"import sys, feeds.wsgi; print([m for m in {BUILD_MODULES!r} if m in sys.modules])"
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == "[]"
+
+
+def test_a_killed_builder_is_restarted_and_publishing_resumes(running: Server, write_post: WritePost) -> None:
+    killed = running.builder_pid()
+    os.kill(killed, signal.SIGKILL)
+    write_post("second.txt", post_text(title="Written after the kill", date="1700000000"))
+    running.wait_for("/rss.xml", "Written after the kill", timeout=20)
+    assert running.builder_pid() != killed
+    assert f"the builder (pid {killed}) exited with status -9; starting it again" in running.errors()
+    health = json.loads(running.request("/healthz")[2])
+    assert health["builder"] == "running"
+
+
+def test_sigterm_stops_the_builder_and_the_workers_with_exit_0(running: Server) -> None:
+    everything = descendants(running.process.pid)
+    assert len(everything) >= 4  # builder, server, two workers
+    assert running.stop() == 0
+    deadline = time.monotonic() + 5
+    while alive(everything) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive(everything) == set()
+
+
+def test_two_instances_over_one_state_dir_have_one_polling_builder(
+    tmp_path: Path, write_post: WritePost, content_dir: Path
+) -> None:
+    write_post("first.txt", post_text(title="First"))
+    state = str(tmp_path / "state")
+    servers = [Server(tmp_path, content_dir, workers=1, via_cli=True, state_dir=state) for _ in range(2)]
+    try:
+        for server in servers:
+            server.wait_until_ready()
+            assert json.loads(server.request("/healthz")[2])["builder"] == "running"
+        write_post("second.txt", post_text(title="Seen by both", date="1700000000"))
+        for server in servers:
+            server.wait_for("/rss.xml", "Seen by both")
+        assert all(len(server.children()) == 2 for server in servers)  # a builder each, waiting or not
+        # (Read before the stop: once the first instance stops, the other builder takes over.)
+        assert sum(server.errors().count("is the watcher of") for server in servers) == 1
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_a_builder_that_keeps_dying_stops_the_service_with_a_clear_error(
+    tmp_path: Path, write_post: WritePost, content_dir: Path
+) -> None:
+    write_post("first.txt", post_text(title="First"))
+    server = Server(tmp_path, content_dir, workers=1, via_cli=True, state_dir=str(tmp_path / "state"))
+    try:
+        server.wait_until_ready()
+        everything = descendants(server.process.pid)
+        killed: set[int] = set()
+        deadline = time.monotonic() + 30
+        while server.process.poll() is None and time.monotonic() < deadline:
+            builders = {pid for pid, command in server.children().items() if "feeds.builder" in command}
+            for builder in builders - killed:
+                os.kill(builder, signal.SIGKILL)
+                killed.add(builder)
+            time.sleep(0.01)
+        assert server.process.wait(20) == 1
+    finally:
+        server.stop()
+    assert len(killed) == 5  # the default policy: 5 deaths within 60 s
+    assert (
+        "feeds: the builder exited 5 times within 60 s (last status -9); "
+        "stopping the server rather than serve feeds that no longer update"
+    ) in server.errors().splitlines()
+    assert alive(everything) == set()
+
+
+def test_gunicorn_alone_says_there_is_no_builder_until_one_runs(
+    tmp_path: Path, write_post: WritePost, content_dir: Path
+) -> None:
+    """Run directly, gunicorn starts no builder: it says so, and /healthz shows it."""
+    write_post("first.txt", post_text(title="First"))
+    port = free_port()
+    (tmp_path / "empty.toml").write_text("")
+    env = {
+        **os.environ,
+        "FEEDS_CONFIG": str(tmp_path / "empty.toml"),
+        "FEEDS_CONTENT_DIR": str(content_dir),
+        "FEEDS_STATE_DIR": str(tmp_path / "state"),
+        "FEEDS_BASE_URL": "https://example.com",
+        "FEEDS_POLL_INTERVAL": "0.2",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+    }
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:feeds.gunicorn_config", "feeds.web:create_app()"]
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as errors:
+        gunicorn = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+    builder = None
+    try:
+        client = Server.__new__(Server)
+        client.port = port
+        deadline = time.monotonic() + 20
+        while "no builder runs beside this gunicorn" not in log.read_text():
+            assert gunicorn.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        status, _, body = client.request("/healthz")
+        assert (status, json.loads(body)["builder"]) == (503, "stopped")
+        builder = subprocess.Popen(
+            [sys.executable, "-m", "feeds.builder"], env=env, stderr=subprocess.DEVNULL
+        )
+        client.wait_for("/rss.xml", "<title>First</title>", timeout=20)
+        assert json.loads(client.request("/healthz")[2])["builder"] == "running"
+        builder.send_signal(signal.SIGTERM)
+        assert builder.wait(20) == 0
+        assert json.loads(client.request("/healthz")[2])["builder"] == "stopped"
+    finally:
+        for process in (builder, gunicorn):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(20)
+
+
+def test_a_cold_start_publishes_the_site_feeds_first(
+    write_post: WritePost, service_settings: Settings, store: PublishedStore
+) -> None:
+    write_post("one.txt", post_text(title="One", extra="tags: Boats"))
+    watcher = Watcher(service_settings, store, settle_ns=0, sleep=no_wait, site_first=True)
+    assert watcher.poll() is True
+    first, second = sorted(path.name for path in store.generations.iterdir())
+    site = {"rss.xml", "atom.xml", "feed.json", "feed.html", "feed.xsl", "index.html"}
+    assert set(store.read_meta(first)["files"]) == site
+    rest = set(store.read_meta(second)["files"])
+    assert site < rest and {"feeds.opml", "tags/boats/rss.xml"} <= rest
+    assert store.current_name() == second
+    assert store.read_file(first, "rss.xml") == store.read_file(second, "rss.xml")
+    # Kept from a previous run: no site-only generation before the whole one.
+    write_post("two.txt", post_text(title="Two", date="1700000000"))
+    again = Watcher(service_settings, store, settle_ns=0, sleep=no_wait, site_first=True)
+    assert again.poll() is True
+    assert store.current_name() is not None and store.current_name() != second
+    assert set(store.read_meta(store.current_name())["files"]) > site
+
+
+def test_a_builder_whose_supervisor_was_killed_stops(running: Server) -> None:
+    """A builder left behind would keep the lease, and the next `feeds serve` over the
+    same state directory could never build."""
+    builder = running.builder_pid()
+    everything = descendants(running.process.pid)
+    os.kill(running.process.pid, signal.SIGKILL)
+    running.process.wait()
+    deadline = time.monotonic() + 10
+    while alive({builder}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert alive({builder}) == set()
+    finally:
+        for pid in alive(everything):
+            os.kill(pid, signal.SIGKILL)
