@@ -217,19 +217,21 @@ def test_a_cold_start_publishes_the_site_feeds_first(
     write_post("one.txt", post_text(title="One", extra="tags: Boats"))
     watcher = Watcher(service_settings, store, settle_ns=0, sleep=no_wait, site_first=True)
     assert watcher.poll() is True
-    first, second = sorted(path.name for path in store.generations.iterdir())
+    first, second = sorted(path.name.removesuffix(".json") for path in store.manifests.iterdir())
     site = {"rss.xml", "atom.xml", "feed.json", "feed.html", "feed.xsl", "index.html"}
-    assert set(store.read_meta(first)["files"]) == site
-    rest = set(store.read_meta(second)["files"])
-    assert site < rest and {"feeds.opml", "tags/boats/rss.xml"} <= rest
+    first_files = store.read_manifest(first)["files"]
+    assert set(first_files) == site
+    second_files = store.read_manifest(second)["files"]
+    assert site < set(second_files) and {"feeds.opml", "tags/boats/rss.xml"} <= set(second_files)
     assert store.current_name() == second
-    assert store.read_file(first, "rss.xml") == store.read_file(second, "rss.xml")
+    assert first_files["rss.xml"]["digest"] == second_files["rss.xml"]["digest"]
+    assert b"<title>One</title>" in store.read_blob(first_files["rss.xml"]["digest"])
     # Kept from a previous run: no site-only generation before the whole one.
     write_post("two.txt", post_text(title="Two", date="1700000000"))
     again = Watcher(service_settings, store, settle_ns=0, sleep=no_wait, site_first=True)
     assert again.poll() is True
     assert store.current_name() is not None and store.current_name() != second
-    assert set(store.read_meta(store.current_name())["files"]) > site
+    assert set(store.read_manifest(store.current_name())["files"]) > site
 
 
 def test_a_builder_whose_supervisor_was_killed_stops(running: Server) -> None:
