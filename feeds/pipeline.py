@@ -192,13 +192,10 @@ class Pipeline:
             return without_content(post, post.summary or post.title, reason)
 
     def _summary(self, post: Post) -> str:
-        """The post's summary without rendering its body (`summary_item`); like `_item`,
-        an unforeseen failure costs the post its summary, never the build."""
-        try:
-            return summary_item(post, partial(self._body, post)).summary
-        except Exception:
-            log.exception("unexpected error summarizing %s", post.source)
-            return post.summary or post.title
+        """The summary of an archived post, which is never rendered: the same as its item
+        would carry (`make_item`, `summary_item`), taken from what the parse kept, so no
+        file is read again."""
+        return post.summary or post.lead or post.title
 
     def run(self, now: dt.datetime, progress: Progress | None = None) -> Build:
         return self.build(self.read(progress), now)
