@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from feeds import logs
+from feeds import logs, parsecache
 from feeds.build import Build
 from feeds.config import Settings, load_settings
 from feeds.errors import ConfigError
@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
 def _run(settings: Settings) -> tuple[Build, float]:
     started = time.perf_counter()
     with _ProgressBar(sys.stderr) as bar:
-        result = Pipeline(settings).run(dt.datetime.now(dt.UTC), progress=bar.update)
+        pipeline = Pipeline(settings, cache=parsecache.for_build(settings))
+        result = pipeline.run(dt.datetime.now(dt.UTC), progress=bar.update)
     return result, (time.perf_counter() - started) * 1000
 
 

@@ -27,6 +27,7 @@ from functools import partial
 from feeds.build import Build, build, make_item, summary_item, without_content
 from feeds.config import Settings
 from feeds.errors import PostError, Problem
+from feeds.parsecache import Entry, ParseCache, post_from_record, post_record
 from feeds.posts import Post, file_digest, parse_post, post_body
 from feeds.scan import FileChanging, SourceFile, read_source, scan
 from feeds.text import brief
@@ -36,6 +37,7 @@ log = logging.getLogger("feeds.pipeline")
 
 Progress = Callable[[int, int], None]
 PARALLEL_MIN_FILES = 2000  # below this, starting processes costs more than it saves
+SAVE_SHARE = 0.02  # write the parse cache once this share of the files was parsed anew
 
 
 class Changing(Enum):
@@ -75,10 +77,16 @@ class Pipeline:
     while read, for a later poll; 0 (a one-shot build) reports the latter as problems.
     `pages` adds the HTML page of each feed's folder, which only the service serves."""
 
-    def __init__(self, settings: Settings, settle_ns: int = 0, pages: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, settle_ns: int = 0, pages: bool = False, cache: ParseCache | None = None
+    ) -> None:
         self.settings = settings
         self.settle_ns = settle_ns
         self.pages = pages  # make the browser page of each feed's folder too (the service)
+        self.cache = cache
+        self._cached: dict[str, Entry] | None = None  # the cache's entries, until the first read uses them
+        self._saved: Reading | None = None  # the committed reading last written to the cache
+        self._unsaved = 0  # files parsed since the cache was last loaded or written
         self._committed: Reading | None = None
         self._items: dict[Post, Item] = {}
         self._summaries: dict[Post, str] = {}  # of archived posts, which are not rendered
@@ -87,6 +95,7 @@ class Pipeline:
         self._unread: set[Post] = set()  # posts whose body no longer matches, this build
 
     def read(self, progress: Progress | None = None) -> Reading:
+        self.save_cache()  # what the last build parsed, if worth it: off the path of a change
         found = scan(self.settings.content_dir, self.settings.extensions)
         last = self._committed
         known = last.files if last else {}
@@ -100,6 +109,21 @@ class Pipeline:
         settling = {file.relpath for file in stale if self.settle_ns and file.mtime_ns > quiet_since}
         to_read = [file for file in stale if file.relpath not in settling]
         results = dict(last.results) if last else {}
+        if self._cached is None and self.cache:
+            self._cached = self.cache.load()  # at the first read: a restart parses only what changed
+        if self._cached and last:
+            self._cached = {}  # a build has used them: the pipeline remembers its posts itself
+        if self._cached:
+            # A cached post serves only the very file it was parsed from (SourceFile equal).
+            unread = []
+            for file in to_read:
+                entry = self._cached.get(file.relpath)
+                if entry and entry[0] == file:
+                    results[file.relpath] = entry[1]
+                else:
+                    unread.append(file)
+            to_read = unread
+        self._unsaved += len(to_read)
         for file, result in zip(to_read, read_posts(to_read, self.settings, progress), strict=True):
             if result is CHANGING and self.settle_ns:
                 settling.add(file.relpath)
@@ -198,7 +222,29 @@ class Pipeline:
         return post.summary or post.lead or post.title
 
     def run(self, now: dt.datetime, progress: Progress | None = None) -> Build:
-        return self.build(self.read(progress), now)
+        built = self.build(self.read(progress), now)
+        self.save_cache()
+        return built
+
+    def save_cache(self) -> None:
+        """Writes the posts of the last successful build to the parse cache, when the
+        files parsed since it was last written are enough to pay for writing all of it
+        (SAVE_SHARE of the site): the cache is written whole, and a restart re-parses
+        at most that share. The watcher calls it at the start of each poll, after its
+        change is published; a one-shot build, once it is done."""
+        committed = self._committed
+        if not self.cache or committed is None or committed is self._saved:
+            return
+        if self._unsaved < max(1, len(committed.files) * SAVE_SHARE):
+            return
+        self.cache.save(
+            {
+                relpath: (committed.files[relpath], post)
+                for relpath, post in committed.results.items()
+                if isinstance(post, Post)
+            }
+        )
+        self._saved, self._unsaved = committed, 0
 
     def _body(self, post: Post) -> str:
         """The post's body, read again from the file the scan saw, and only if its bytes
@@ -221,6 +267,10 @@ class Pipeline:
         last = self._committed
         files, results = dict(reading.files), dict(reading.results)
         problems = list(reading.problems)
+        # A cached post may be the one whose file changed keeping its size and mtime: the
+        # cache is written anew after this build, without it, or the next start would
+        # take the same stale post again.
+        self._unsaved = max(self._unsaved, len(files))
         settling = set(reading.settling)
         for relpath in sorted(changed):
             previous = last.results.get(relpath) if last else None
@@ -306,11 +356,16 @@ def read_posts(
     results = []
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         for chunk_results in pool.imap(partial(_read_chunk, settings), chunks):
-            results.extend(chunk_results)
+            results.extend(post_from_record(r) if isinstance(r, tuple) else r for r in chunk_results)
             if progress:
                 progress(len(results), len(files))
     return results
 
 
-def _read_chunk(settings: Settings, files: Sequence[SourceFile]) -> list[Post | list[Problem] | Changing]:
-    return [read_post(file, settings) for file in files]
+def _read_chunk(
+    settings: Settings, files: Sequence[SourceFile]
+) -> list[tuple[object, ...] | list[Problem] | Changing]:
+    """`read_post` for each file, in a parsing process: a post goes back to the parent as
+    a tuple of plain values, which pickles far smaller and faster than the object."""
+    results = (read_post(file, settings) for file in files)
+    return [post_record(result) if isinstance(result, Post) else result for result in results]
