@@ -37,6 +37,9 @@ log = logging.getLogger("feeds.pipeline")
 
 Progress = Callable[[int, int], None]
 PARALLEL_MIN_FILES = 2000  # below this, starting processes costs more than it saves
+# Files per task of a parsing process. Small tasks keep each worker's heap small: at
+# 100,000 posts a worker peaked at 69 MB with 500, at 135-151 MB with 12,500.
+CHUNK_FILES = 500
 SAVE_SHARE = 0.02  # write the parse cache once this share of the files was parsed anew
 
 
@@ -341,7 +344,9 @@ def read_posts(
 
     Parsing is pure CPU work in Python, so only processes help. They are forked, which
     is safe only while this process has a single thread (the CLI); the service's
-    watcher runs beside server threads and parses in its own thread instead.
+    watcher runs beside server threads and parses in its own thread instead. What comes
+    back is a tuple of plain values per post (`post_record`), not the `Post`: for 10,000
+    posts, pickling and unpickling the objects took 218 ms, the records 121 ms.
     """
     workers = os.cpu_count() or 1
     if len(files) < PARALLEL_MIN_FILES or workers < 2 or threading.active_count() > 1:
@@ -351,8 +356,7 @@ def read_posts(
             if progress:
                 progress(done, len(files))
         return results
-    size = max(PARALLEL_MIN_FILES // 4, -(-len(files) // (workers * 4)))
-    chunks = [files[start : start + size] for start in range(0, len(files), size)]
+    chunks = [files[start : start + CHUNK_FILES] for start in range(0, len(files), CHUNK_FILES)]
     results = []
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         for chunk_results in pool.imap(partial(_read_chunk, settings), chunks):
