@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import gc
 import hashlib
 import io
 import logging
@@ -206,6 +207,10 @@ class ParseCache:
         except (OSError, ValueError) as error:
             log.warning("parse cache %s not used, it will be written anew: %s", self.path, error)
             return {}
+        # Millions of new objects, none of them in a cycle: the collector's passes over a
+        # growing heap made loading 100,000 posts take 2.2 s instead of 0.9.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             header, records = _PlainUnpickler(io.BytesIO(data)).load()
             if header != self.header:
@@ -220,6 +225,9 @@ class ParseCache:
                 "parse cache %s is damaged (%s), it will be written anew", self.path, type(error).__name__
             )
             return {}
+        finally:
+            if collecting:
+                gc.enable()
 
     def save(self, entries: Mapping[str, Entry]) -> None:
         """Replaces the cache with `entries`, atomically; a failure to write is logged."""

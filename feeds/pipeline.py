@@ -225,29 +225,35 @@ class Pipeline:
         return post.summary or post.lead or post.title
 
     def run(self, now: dt.datetime, progress: Progress | None = None) -> Build:
-        built = self.build(self.read(progress), now)
+        reading = self.read(progress)
+        # A one-shot build writes the cache before building: its memory is free again
+        # before the build's peak. A post is the parse of the very file it names, so the
+        # entries hold whatever the build does; should the build find a body changed
+        # under it (`_without`), the cache is written again after it.
+        self.save_cache(reading)
+        built = self.build(reading, now)
         self.save_cache()
         return built
 
-    def save_cache(self) -> None:
-        """Writes the posts of the last successful build to the parse cache, when the
-        files parsed since it was last written are enough to pay for writing all of it
-        (SAVE_SHARE of the site): the cache is written whole, and a restart re-parses
-        at most that share. The watcher calls it at the start of each poll, after its
-        change is published; a one-shot build, once it is done."""
-        committed = self._committed
-        if not self.cache or committed is None or committed is self._saved:
+    def save_cache(self, reading: Reading | None = None) -> None:
+        """Writes the posts of `reading`, by default the last successful build's, to the
+        parse cache, when the files parsed since it was last written are enough to pay
+        for writing all of it (SAVE_SHARE of the site): the cache is written whole, and a
+        restart re-parses at most that share. The watcher has it done at the start of
+        each poll, after its change is published; a one-shot build, before building."""
+        reading = reading or self._committed
+        if not self.cache or reading is None or reading is self._saved:
             return
-        if self._unsaved < max(1, len(committed.files) * SAVE_SHARE):
+        if self._unsaved < max(1, len(reading.files) * SAVE_SHARE):
             return
         self.cache.save(
             {
-                relpath: (committed.files[relpath], post)
-                for relpath, post in committed.results.items()
+                relpath: (reading.files[relpath], post)
+                for relpath, post in reading.results.items()
                 if isinstance(post, Post)
             }
         )
-        self._saved, self._unsaved = committed, 0
+        self._saved, self._unsaved = reading, 0
 
     def _body(self, post: Post) -> str:
         """The post's body, read again from the file the scan saw, and only if its bytes
