@@ -82,11 +82,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(settings: Settings) -> tuple[Build, float]:
     # Imported here: `feeds serve` stays a small process that never builds itself.
+    from feeds import parsecache
     from feeds.pipeline import Pipeline
 
     started = time.perf_counter()
     with _ProgressBar(sys.stderr) as bar:
-        result = Pipeline(settings).run(dt.datetime.now(dt.UTC), progress=bar.update)
+        pipeline = Pipeline(settings, cache=parsecache.for_build(settings))
+        result = pipeline.run(dt.datetime.now(dt.UTC), progress=bar.update)
     return result, (time.perf_counter() - started) * 1000
 
 

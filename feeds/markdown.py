@@ -98,10 +98,26 @@ def render(body: str, base_url: str) -> Rendered:
 
 def first_paragraph(body: str, limit: int) -> str:
     """The plain text of the first paragraph of `body`, reading only its first `limit`
-    characters (cut at a blank line): for bodies too large to render whole."""
+    characters (cut at a blank line): for bodies too large to render whole.
+
+    markdown-it reads only as far as it must: prefixes of the head, each cut at a blank
+    line and each about twice the last, until one holds a paragraph, which is then the
+    body's first. A blank line ends any paragraph, and what comes after one never turns
+    the blocks before it into others (a fence or an HTML block left open swallows the
+    rest of the prefix, so no paragraph is found in it early). Only a reference or
+    footnote definition, which may come anywhere, changes how a paragraph's brackets
+    read: a head with `]:` in it is parsed whole, as before."""
     head = body[:limit]
     blank = head.rfind("\n\n")
-    return _first_paragraph(_MARKDOWN.parse(clean(head[:blank] if blank > 0 else head)))
+    head = clean(head[:blank] if blank > 0 else head)
+    if "]:" not in head:
+        end = head.find("\n\n")
+        while end > 0:
+            found = _first_paragraph(_MARKDOWN.parse(head[:end]))
+            if found is not None:
+                return found
+            end = head.find("\n\n", 2 * end)
+    return _first_paragraph(_MARKDOWN.parse(head)) or ""
 
 
 def safe_html(html: str, base_url: str) -> str:
@@ -201,11 +217,12 @@ def _url(value: str, base_url: str) -> str | None:
     return url if _SAFE_URL.match(url) else None
 
 
-def _first_paragraph(tokens: list[Token]) -> str:
+def _first_paragraph(tokens: list[Token]) -> str | None:
+    """The plain text of the first paragraph in `tokens`; None when there is none."""
     for previous, token in itertools.pairwise(tokens):
         if previous.type == "paragraph_open" and token.type == "inline":
             return "".join(_plain(child) for child in token.children or [])
-    return ""
+    return None
 
 
 def _plain(token: Token) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import logging
 import re
 import string
 import tomllib
@@ -26,9 +27,15 @@ from feeds import yamlsubset
 from feeds.config import Settings
 from feeds.dates import parse_date
 from feeds.errors import PostError, Problem
-from feeds.text import brief, clean, one_line
+from feeds.markdown import first_paragraph
+from feeds.text import brief, clean, one_line, shorten
 
 T = TypeVar("T")
+log = logging.getLogger("feeds.posts")
+
+# A post without a summary of its own gets the first paragraph of this many characters
+# of its body: enough for any real first paragraph, and a bounded cost for a huge body.
+SUMMARY_SOURCE_CHARS = 8192
 
 # Characters left as they are in a path; `%` keeps escapes the author already wrote.
 _URL_SAFE = "/:@!$&'()*+,;=-._~%"
@@ -87,6 +94,10 @@ class Post:
     date: dt.datetime  # aware, UTC
     updated: dt.datetime  # aware, UTC, never before `date`
     summary: str | None  # from the front matter; None means "derive it from the body"
+    # The summary derived from the body, for a post without one of its own: the text of
+    # its first paragraph, shortened ("" when there is none, or `summary` is set). It is
+    # taken while the body is in memory, so that no archive page reads the file again.
+    lead: str
     authors: tuple[Author, ...]
     image: str | None
     tags: tuple[str, ...]
@@ -124,7 +135,7 @@ def parse_post(source: str, data: bytes, settings: Settings) -> Post:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise PostError([Problem(source, "file", f"not valid UTF-8 (byte {error.start})")]) from None
-    meta = _front_matter(source, _normalize_newlines(text))
+    meta, body = _front_matter(source, _normalize_newlines(text))
 
     title = problems.check("title", lambda: _required_line(meta, "title"))
     date = problems.check("date", lambda: parse_date(_required(meta, "date"), settings.tz))
@@ -175,6 +186,7 @@ def parse_post(source: str, data: bytes, settings: Settings) -> Post:
         date=date,
         updated=max(date, updated or date),
         summary=summary,
+        lead="" if summary else _lead(source, body),
         authors=authors or (Author(settings.author_name, settings.author_email),),
         image=image,
         tags=tags,
@@ -204,13 +216,14 @@ def _normalize_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
-def _front_matter(source: str, text: str) -> dict[str, Any]:
-    """The front matter as a mapping with lower-case keys ({} when there is none)."""
+def _front_matter(source: str, text: str) -> tuple[dict[str, Any], str]:
+    """The front matter as a mapping with lower-case keys ({} when there is none), and
+    the body after it, as `post_body` gives it."""
     for handler in _HANDLERS:
         if not handler.detect(text):
             continue
         try:
-            front, _ = handler.split(text)
+            front, body = handler.split(text)
         except ValueError:
             raise PostError([Problem(source, "front matter", "no closing fence line")]) from None
         front = clean(front)
@@ -220,14 +233,27 @@ def _front_matter(source: str, text: str) -> dict[str, Any]:
         except (yaml.YAMLError, tomllib.TOMLDecodeError, ValueError, RecursionError) as error:
             reason = " ".join(str(error).split())
             raise PostError([Problem(source, "front matter", f"cannot be parsed: {reason}")]) from None
+        body = str(body).lstrip("\n")
         if meta is None:
-            return {}
+            return {}, body
         if not isinstance(meta, dict):
             raise PostError(
                 [Problem(source, "front matter", f"must be a mapping, got {type(meta).__name__}")]
             )
-        return {str(key).lower(): value for key, value in meta.items()}
-    return {}
+        return {str(key).lower(): value for key, value in meta.items()}, body
+    return {}, text
+
+
+def _lead(source: str, body: str) -> str:
+    """`Post.lead`: the first paragraph of the body's first SUMMARY_SOURCE_CHARS
+    characters, as plain text, shortened. Like a render, a failure nobody foresaw (a
+    library that cannot cope) costs the post its summary (the title stands in), never
+    the post."""
+    try:
+        return shorten(first_paragraph(body, SUMMARY_SOURCE_CHARS))
+    except Exception:
+        log.exception("unexpected error summarizing %s", source)
+        return ""
 
 
 def _first_key(meta: dict[str, Any], keys: tuple[str, ...]) -> str | None:

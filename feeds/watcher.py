@@ -24,6 +24,7 @@ from feeds.errors import FeedsError
 from feeds.index import INDEX_FILE, index_html
 from feeds.lease import LEASE_FILE, Lease
 from feeds.metrics import Metrics, for_process
+from feeds.parsecache import ParseCache
 from feeds.pipeline import Pipeline, Reading
 from feeds.published import PublishedStore, UnsafeStateError, default_state_dir, describe
 from feeds.websub import Publisher
@@ -80,7 +81,7 @@ class Watcher:
         self.sleep = sleep
         self.publisher = publisher
         self.metrics = metrics
-        self.pipeline = Pipeline(settings, settle_ns, pages=True)
+        self.pipeline = Pipeline(settings, settle_ns, pages=True, cache=ParseCache(store.root, settings))
         self.settling: tuple[str, ...] = ()  # files being written, to look at again soon
         self.retry = True  # the first poll always builds
         self.next_release: dt.datetime | None = None

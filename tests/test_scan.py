@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import sys
 import threading
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -64,6 +66,27 @@ def test_size_and_mtime_match_stat(content_dir: Path, write_post: WritePost) -> 
     assert file.size == stat.st_size == 1234
     assert file.mtime_ns == stat.st_mtime_ns == 1_602_734_330_453_859_000
     assert (file.size, file.mtime_ns) == (1234, 1_602_734_330_453_859_000)
+
+
+def test_a_scan_runs_no_python_function_per_post_file(content_dir: Path, write_post: WritePost) -> None:
+    """The scan runs at every poll over every file: per regular post file it calls only
+    built-in functions (the lstat, the string and tuple operations), so its time stays
+    near that of `os.scandir` plus one stat per file. Python-level calls are per folder."""
+    for number in range(300):
+        write_post(f"{('news', 'notes', 'notes/deep')[number % 3]}/post-{number:03d}.md", "x")
+    calls: list[str] = []
+
+    def profile(frame: types.FrameType, event: str, arg: object) -> None:
+        if event == "call":
+            calls.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        result = scan(content_dir, EXTENSIONS)
+    finally:
+        sys.setprofile(None)
+    assert len(result.files) == 300 and result.problems == ()
+    assert len(calls) < 60, sorted(set(calls))
 
 
 def test_empty_content_dir(content_dir: Path) -> None:
