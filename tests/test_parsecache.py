@@ -113,7 +113,7 @@ def test_a_restarted_watcher_parses_only_what_changed(
     again = Watcher(cached_settings, store, clock=lambda: NOW, settle_ns=0)
     assert again.poll()
     assert sorted(parses.sources) == ["a/p10.md", "broken.md"]
-    assert b"<title>Edited</title>" in again.published_files["rss.xml"]
+    assert b"<title>Edited</title>" in again.published_bodies["rss.xml"]
 
 
 def test_feeds_build_twice_with_one_state_dir_parses_once(
