@@ -24,7 +24,7 @@ from feeds.posts import Author, Post
 from feeds.select import select
 from feeds.taxonomy import HEADINGS, SECTIONS, Term, group_sections, group_terms
 from feeds.text import shorten
-from feeds.xmlfeeds import STYLESHEET_PATH, Channel, Item, Paging, atom, rss
+from feeds.xmlfeeds import NO_PAGING, STYLESHEET_PATH, Channel, Entries, Item, Paging, atom, rss
 
 FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
 
@@ -177,13 +177,17 @@ def build(
     summarize: Callable[[Post], str],
     memo: Memo = no_memo,
     pages: bool = False,
+    entries: Entries | None = None,
 ) -> Build:
     """Builds every document; `itemize` makes the item of a post that reaches a feed
     (reading its body, or reusing an item rendered before), `summarize` gives the
     summary of an archived post without rendering its body (`summary_item`), and `memo`
     may return the bytes of a document made before from the same inputs. With `pages`, each folder of
     feeds also gets the HTML page that the service shows browsers (`feeds.feedpage`);
-    `feeds build` leaves them out, since a static host cannot choose them."""
+    `feeds build` leaves them out, since a static host cannot choose them. `entries`
+    holds the RSS and Atom entries written before, each item's written once (a fresh
+    cache when None); a build that keeps it for the next one passes `entries.carried()`."""
+    entries = entries or Entries()
     selection = select(posts, now)
     limit = settings.item_limit
     item_problems: set[Problem] = set()
@@ -197,8 +201,8 @@ def build(
     archive = archive_pages(selection.posts, limit)
     channel = site_channel(settings)
     site = FeedDocuments(
-        rss=rss(channel, items, _latest_archive(settings, len(archive), "rss")),
-        atom=atom(channel, items, _latest_archive(settings, len(archive), "atom")),
+        rss=rss(channel, items, _latest_archive(settings, len(archive), "rss"), entries),
+        atom=atom(channel, items, _latest_archive(settings, len(archive), "atom"), entries),
         json=json_feed(channel, items),
     )
     outputs = [Output(FEED_FILES[kind], getattr(site, kind)) for kind in FEED_FILES]
@@ -208,15 +212,19 @@ def build(
     sections, refused = group_sections(selection.posts)
     for section in sections:
         section_items = tuple(noted(post) for post in section.posts[:limit])
-        outputs.extend(_feeds(settings, section, section_items, memo))
+        outputs.extend(_feeds(settings, section, section_items, memo, entries))
         if pages:
             outputs.append(_page(settings, section, section_items, memo))
-    kept, term_outputs, cuts = _term_feeds(settings, group_terms(selection.posts), noted, memo, pages)
+    kept, term_outputs, cuts = _term_feeds(
+        settings, group_terms(selection.posts), noted, memo, pages, entries
+    )
     outputs.extend(term_outputs)
     terms = tuple(sorted((*sections, *kept), key=lambda term: (term.kind, term.key)))
     outputs.append(Output(OPML_PATH, feed_list(settings, terms)))
     for number, archived in enumerate(archive, 1):
-        outputs.extend(_archive_outputs(settings, number, len(archive), archived, summarize, memo, pages))
+        outputs.extend(
+            _archive_outputs(settings, number, len(archive), archived, summarize, memo, pages, entries)
+        )
     return Build(
         documents=site,
         outputs=tuple(outputs),
@@ -243,12 +251,18 @@ def feed_list(settings: Settings, terms: Sequence[Term]) -> bytes:
     return opml(settings.title, site_channel(settings), groups)
 
 
-def _feeds(settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo) -> list[Output]:
+def _feeds(
+    settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo, entries: Entries
+) -> list[Output]:
     """The three feeds of a section, tag, category or author, listing `items`."""
     channel = term_channel(settings, term)
+    writers: tuple[tuple[str, Callable[[], bytes]], ...] = (
+        ("rss", partial(rss, channel, items, NO_PAGING, entries)),
+        ("atom", partial(atom, channel, items, NO_PAGING, entries)),
+        ("json", partial(json_feed, channel, items)),
+    )
     return [
-        Output(term.folder + FEED_FILES[kind], memo((kind, channel, items), partial(write, channel, items)))
-        for kind, write in (("rss", rss), ("atom", atom), ("json", json_feed))
+        Output(term.folder + FEED_FILES[kind], memo((kind, channel, items), write)) for kind, write in writers
     ]
 
 
@@ -259,7 +273,12 @@ def _page(settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo) -
 
 
 def _term_feeds(
-    settings: Settings, terms: Sequence[Term], itemize: Callable[[Post], Item], memo: Memo, pages: bool
+    settings: Settings,
+    terms: Sequence[Term],
+    itemize: Callable[[Post], Item],
+    memo: Memo,
+    pages: bool,
+    entries: Entries,
 ) -> tuple[tuple[Term, ...], list[Output], tuple[str, ...]]:
     """The feeds of the tags, categories and authors that fit the budgets, the terms
     they serve (by kind and key) and what was cut. Every post may name 100 terms and 20
@@ -284,7 +303,7 @@ def _term_feeds(
             _term_item(post, itemize, settings.max_term_entry_bytes, bounded, shortened)
             for post in term.posts[:limit]
         )
-        term_outputs = _feeds(settings, term, items, memo)
+        term_outputs = _feeds(settings, term, items, memo, entries)
         size = sum(len(output.body) for output in term_outputs)
         if total + size > settings.max_term_bytes:
             over = f"max_term_bytes ({settings.max_term_bytes})"
@@ -349,6 +368,7 @@ def _archive_outputs(
     summarize: Callable[[Post], str],
     memo: Memo,
     pages: bool,
+    entries: Entries,
 ) -> list[Output]:
     # Archive entries carry their summaries, not their whole text, and are never
     # rendered: rendering the whole history of a large site at every cold build would
@@ -366,7 +386,7 @@ def _archive_outputs(
         if number < count:
             links.append(("next-archive", _archive_url(settings, number + 1, kind)))
         paging = Paging(links=tuple(links), archive=True)
-        body = memo((kind, channel, paging, items), partial(write, channel, items, paging))
+        body = memo((kind, channel, paging, items), partial(write, channel, items, paging, entries))
         outputs.append(Output(f"archive/{number}/{FEED_FILES[kind]}", body, max_age))
     if pages:
         current = site_channel(settings)

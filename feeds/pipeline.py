@@ -30,7 +30,7 @@ from feeds.errors import PostError, Problem
 from feeds.posts import Post, file_digest, parse_post, post_body
 from feeds.scan import FileChanging, SourceFile, read_source, scan
 from feeds.text import brief
-from feeds.xmlfeeds import Item
+from feeds.xmlfeeds import Entries, Item
 
 log = logging.getLogger("feeds.pipeline")
 
@@ -83,6 +83,7 @@ class Pipeline:
         self._items: dict[Post, Item] = {}
         self._summaries: dict[Post, str] = {}  # of archived posts, which are not rendered
         self._documents: dict[Hashable, bytes] = {}
+        self._entries = Entries()  # every item's RSS and Atom entry, written once
         self._sources: dict[str, SourceFile] = {}  # the files of the reading being built
         self._unread: set[Post] = set()  # posts whose body no longer matches, this build
 
@@ -161,7 +162,10 @@ class Pipeline:
         while True:
             self._sources, self._unread = reading.files, set()
             posts, problems, files_read = reading.posts, reading.problems, reading.files_read
-            built = build(posts, problems, files_read, now, self.settings, item, summary, memo, self.pages)
+            entries = self._entries.carried()
+            built = build(
+                posts, problems, files_read, now, self.settings, item, summary, memo, self.pages, entries
+            )
             if not self._unread:
                 break
             # A body changed after it was parsed: what was made from it is dropped, and
@@ -173,7 +177,7 @@ class Pipeline:
             reading = self._without(reading, {post.source for post in self._unread})
         # Only what this build used is kept, so the caches never outgrow the site.
         self._committed, self._items, self._documents = reading, items, documents
-        self._summaries = summaries
+        self._summaries, self._entries = summaries, entries
         for cut in built.cuts:
             log.warning("cut %s", cut)
         return built

@@ -8,10 +8,16 @@ feedgen 1.0's source:
 - Atom entry links lose `rel`, `type` and `length` (feedgen issue #135): an enclosure
   would become a second `rel="alternate"` link, which RFC 4287 §4.1.1 forbids. The links
   are rewritten after feedgen is done, and so is the id where it is not an IRI.
+
+Each item's entry is written by feedgen and mended once (`Entries`), then copied into
+every document that lists it: a post sits in the site feed, its section's, tags',
+categories', authors' and an archive page, and writing it anew for each was most of
+the cost of a build.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import ipaddress
 import re
@@ -22,6 +28,9 @@ from urllib.parse import urlsplit
 
 import feedgen.entry
 import feedgen.feed
+from feedgen.entry import FeedEntry
+from feedgen.ext.dc import DcEntryExtension
+from feedgen.ext.media import MediaEntryExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -175,7 +184,35 @@ class Paging:
 NO_PAGING = Paging()
 
 
-def rss(channel: Channel, items: Sequence[Item], paging: Paging = NO_PAGING) -> bytes:
+class Entries:
+    """Each item's RSS `<item>` and mended Atom `<entry>` element, written by feedgen once
+    and copied into every document that lists the item. `carried()` starts the cache
+    of the next build with what this one used, so a site's entries are written once
+    across builds, and entries no build uses any more are let go."""
+
+    def __init__(self, earlier: dict[tuple[str, Item], etree._Element] | None = None) -> None:
+        self._earlier = earlier or {}
+        self._used: dict[tuple[str, Item], etree._Element] = {}
+
+    def element(self, kind: str, item: Item) -> etree._Element:
+        """A fresh copy of the `kind` ("rss" or "atom") element of `item`, to append."""
+        key = (kind, item)
+        found = self._used.get(key)
+        if found is None:
+            found = self._earlier.get(key)
+            if found is None:
+                found = _rss_item(item) if kind == "rss" else _atom_entry(item)
+            self._used[key] = found
+        return copy.deepcopy(found)
+
+    def carried(self) -> Entries:
+        return Entries(self._used)
+
+
+def rss(
+    channel: Channel, items: Sequence[Item], paging: Paging = NO_PAGING, entries: Entries | None = None
+) -> bytes:
+    entries = entries or Entries()
     generator = _generator(channel, items, channel.rss_url, RSS_TYPE)
     root = _rss_tree(generator)
     channel_element = root.find("channel")
@@ -187,20 +224,24 @@ def rss(channel: Channel, items: Sequence[Item], paging: Paging = NO_PAGING) -> 
     position = list(channel_element).index(self_link) + 1
     for element in reversed(_link_elements(channel, paging)):
         channel_element.insert(position, element)
+    # feedgen appends the items last in the channel: so do the copies.
+    for item in items:
+        channel_element.append(entries.element("rss", item))
     return _serialize(root)
 
 
-def atom(channel: Channel, items: Sequence[Item], paging: Paging = NO_PAGING) -> bytes:
+def atom(
+    channel: Channel, items: Sequence[Item], paging: Paging = NO_PAGING, entries: Entries | None = None
+) -> bytes:
+    entries = entries or Entries()
     generator = _generator(channel, items, channel.atom_url, ATOM_TYPE)
     # feedgen's Atom tree is namespaced only once serialised (it writes xmlns as an
     # attribute), so Atom takes the round trip through text.
     root = etree.fromstring(generator.atom_str(), _PARSER)
-    entries = list(root.iterfind(f"{{{ATOM_NS}}}entry"))
-    for element, item in zip(entries, items, strict=True):
-        _mend_atom_entry(element, item.post)
-    position = root.index(entries[0]) if entries else len(root)
-    for element in reversed(_link_elements(channel, paging)):
-        root.insert(position, element)
+    root.extend(_link_elements(channel, paging))
+    # feedgen appends the entries last in the feed, after the links: so do the copies.
+    for item in items:
+        root.append(entries.element("atom", item))
     return _serialize(root)
 
 
@@ -236,8 +277,6 @@ def _generator(channel: Channel, items: Sequence[Item], self_url: str, self_type
     fg.link(href=self_url, rel="self", type=self_type)
     fg.link(href=channel.home_url, rel="alternate", type="text/html")
     fg.updated(_seconds(max((item.post.updated for item in items), default=_EPOCH)))
-    for item in items:
-        _add_entry(fg, item)
     return fg
 
 
@@ -250,9 +289,12 @@ def _rss_image(fg: FeedGenerator, channel: Channel) -> None:
         fg.image(url=image, title=channel.title, link=channel.home_url)
 
 
-def _add_entry(fg: FeedGenerator, item: Item) -> None:
+def _feed_entry(item: Item) -> FeedEntry:
+    """`item` as feedgen's entry, with the extensions a feed of ours loads, in its order."""
     post = item.post
-    entry = fg.add_entry(order="append")
+    entry = FeedEntry()
+    entry.register_extension("media", MediaEntryExtension, atom=True, rss=True)
+    entry.register_extension("dc", DcEntryExtension, atom=False, rss=True)
     entry.guid(post.id, permalink=post.id_is_permalink)
     entry.title(post.title)
     entry.link(href=post.permalink, rel="alternate")
@@ -273,6 +315,23 @@ def _add_entry(fg: FeedGenerator, item: Item) -> None:
         entry.enclosure(post.image, UNKNOWN_LENGTH, media_type)
         entry.media.content({"url": post.image, "medium": "image", "type": media_type}, group=None)
         entry.media.thumbnail({"url": post.image}, group=None)
+    return entry
+
+
+def _rss_item(item: Item) -> etree._Element:
+    element: etree._Element = _feed_entry(item).rss_entry()
+    return element
+
+
+def _atom_entry(item: Item) -> etree._Element:
+    """The mended Atom entry of `item`. feedgen writes it without a namespace (its feed
+    element declares the Atom one as a plain attribute), so it takes the same round
+    trip through text as the feed, inside a feed element of its own."""
+    text = etree.tostring(_feed_entry(item).atom_entry())
+    root = etree.fromstring(b'<feed xmlns="' + ATOM_NS.encode() + b'">' + text + b"</feed>", _PARSER)
+    element = root[0]
+    _mend_atom_entry(element, item.post)
+    return element
 
 
 def _mend_atom_entry(element: etree._Element, post: Post) -> None:
