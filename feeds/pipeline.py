@@ -82,7 +82,7 @@ class Pipeline:
         self._committed: Reading | None = None
         self._items: dict[Post, Item] = {}
         self._summaries: dict[Post, str] = {}  # of archived posts, which are not rendered
-        self._documents: dict[Hashable, bytes] = {}
+        self._documents: dict[str, tuple[Hashable, bytes]] = {}  # by path: inputs, bytes
         self._entries = Entries()  # every item's RSS and Atom entry, written once
         self._sources: dict[str, SourceFile] = {}  # the files of the reading being built
         self._unread: set[Post] = set()  # posts whose body no longer matches, this build
@@ -136,7 +136,7 @@ class Pipeline:
     def build(self, reading: Reading, now: dt.datetime) -> Build:
         items: dict[Post, Item] = {}
         summaries: dict[Post, str] = {}
-        documents: dict[Hashable, bytes] = {}
+        documents: dict[str, tuple[Hashable, bytes]] = {}
 
         def item(post: Post) -> Item:
             if post not in items:
@@ -151,13 +151,19 @@ class Pipeline:
                 summaries[post] = known.summary if known else self._summaries.get(post) or self._summary(post)
             return summaries[post]
 
-        def memo(key: Hashable, make: Callable[[], bytes]) -> bytes:
-            # Keys hold whole tuples of items, so each lookup hashes them all: look up once.
-            found = documents.get(key)
-            if found is None:
-                found = self._documents.get(key)
-                documents[key] = found = make() if found is None else found
-            return found
+        def memo(key: tuple[str, Hashable], make: Callable[[], bytes]) -> bytes:
+            # Looked up by path and compared by inputs, never hashed: unchanged inputs are
+            # the very objects of the last build, which tuples compare by identity first.
+            path, inputs = key
+            known = self._documents.get(path)
+            if known is not None and known[0] == inputs:
+                body = known[1]
+            else:
+                body = make()
+                if known is not None and known[1] == body:
+                    body = known[1]  # new inputs, same bytes (an edit the document does not show)
+            documents[path] = (inputs, body)
+            return body
 
         while True:
             self._sources, self._unread = reading.files, set()
