@@ -22,7 +22,7 @@ from feeds.markdown import first_paragraph, render
 from feeds.opml import OPML_PATH, opml
 from feeds.posts import Author, Post
 from feeds.select import select
-from feeds.taxonomy import HEADINGS, SECTIONS, Term, group_sections, group_terms
+from feeds.taxonomy import HEADINGS, SECTIONS, Term, TermGroups, group_sections
 from feeds.text import shorten
 from feeds.xmlfeeds import NO_PAGING, STYLESHEET_PATH, Channel, Entries, Item, Paging, atom, rss
 
@@ -48,6 +48,20 @@ Memo = Callable[[tuple[str, Hashable], Callable[[], bytes]], bytes]
 
 def no_memo(key: tuple[str, Hashable], make: Callable[[], bytes]) -> bytes:
     return make()
+
+
+class BuildState:
+    """What a build leaves for the next one: every item's RSS and Atom entry, written
+    once (`Entries`), and the tags, categories and authors as last grouped
+    (`TermGroups`). A build changes the state it is given; `carried()` is the state to
+    give the next build, so that a build that is abandoned leaves the last one as it was."""
+
+    def __init__(self, entries: Entries | None = None, terms: TermGroups | None = None) -> None:
+        self.entries = entries or Entries()
+        self.terms = terms or TermGroups()
+
+    def carried(self) -> BuildState:
+        return BuildState(self.entries.carried(), self.terms.carried())
 
 
 @dataclass(frozen=True)
@@ -181,7 +195,7 @@ def build(
     summarize: Callable[[Post], str],
     memo: Memo = no_memo,
     pages: bool = False,
-    entries: Entries | None = None,
+    state: BuildState | None = None,
 ) -> Build:
     """Builds every document; `itemize` makes the item of a post that reaches a feed
     (reading its body, or reusing an item rendered before), `summarize` gives the
@@ -189,10 +203,11 @@ def build(
     depend on the post alone, since `memo` may return the bytes of a document made before
     from the same posts (see `Memo`). With `pages`, each folder of
     feeds also gets the HTML page that the service shows browsers (`feeds.feedpage`);
-    `feeds build` leaves them out, since a static host cannot choose them. `entries`
-    holds the RSS and Atom entries written before, each item's written once (a fresh
-    cache when None); a build that keeps it for the next one passes `entries.carried()`."""
-    entries = entries or Entries()
+    `feeds build` leaves them out, since a static host cannot choose them. `state`
+    is what an earlier build left for this one (see `BuildState`; a fresh one when None):
+    it changes the cost of the build, never its bytes."""
+    state = state or BuildState()
+    entries = state.entries
     selection = select(posts, now)
     limit = settings.item_limit
     item_problems: set[Problem] = set()
@@ -228,7 +243,7 @@ def build(
         if pages:
             outputs.append(_page(settings, section, section_items, memo))
     kept, term_outputs, cuts = _term_feeds(
-        settings, group_terms(selection.posts), noted, memo, pages, entries
+        settings, state.terms.group(selection.posts), noted, memo, pages, entries
     )
     outputs.extend(term_outputs)
     terms = tuple(sorted((*sections, *kept), key=lambda term: (term.kind, term.key)))

@@ -24,13 +24,13 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from functools import partial
 
-from feeds.build import Build, build, make_item, summary_item, without_content
+from feeds.build import Build, BuildState, build, make_item, summary_item, without_content
 from feeds.config import Settings
 from feeds.errors import PostError, Problem
 from feeds.posts import Post, file_digest, parse_post, post_body
 from feeds.scan import FileChanging, SourceFile, read_source, scan
 from feeds.text import brief
-from feeds.xmlfeeds import Entries, Item
+from feeds.xmlfeeds import Item
 
 log = logging.getLogger("feeds.pipeline")
 
@@ -83,7 +83,7 @@ class Pipeline:
         self._items: dict[Post, Item] = {}
         self._summaries: dict[Post, str] = {}  # of archived posts, which are not rendered
         self._documents: dict[str, tuple[Hashable, bytes]] = {}  # by path: inputs, bytes
-        self._entries = Entries()  # every item's RSS and Atom entry, written once
+        self._state = BuildState()  # every item's RSS and Atom entry, the term groups
         self._sources: dict[str, SourceFile] = {}  # the files of the reading being built
         self._unread: set[Post] = set()  # posts whose body no longer matches, this build
 
@@ -168,9 +168,9 @@ class Pipeline:
         while True:
             self._sources, self._unread = reading.files, set()
             posts, problems, files_read = reading.posts, reading.problems, reading.files_read
-            entries = self._entries.carried()
+            state = self._state.carried()
             built = build(
-                posts, problems, files_read, now, self.settings, item, summary, memo, self.pages, entries
+                posts, problems, files_read, now, self.settings, item, summary, memo, self.pages, state
             )
             if not self._unread:
                 break
@@ -183,7 +183,7 @@ class Pipeline:
             reading = self._without(reading, {post.source for post in self._unread})
         # Only what this build used is kept, so the caches never outgrow the site.
         self._committed, self._items, self._documents = reading, items, documents
-        self._summaries, self._entries = summaries, entries
+        self._summaries, self._state = summaries, state
         for cut in built.cuts:
             log.warning("cut %s", cut)
         return built
