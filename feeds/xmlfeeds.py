@@ -190,20 +190,24 @@ class Entries:
     of the next build with what this one used, so a site's entries are written once
     across builds, and entries no build uses any more are let go."""
 
-    def __init__(self, earlier: dict[tuple[str, Item], etree._Element] | None = None) -> None:
+    def __init__(self, earlier: dict[Item, tuple[etree._Element, etree._Element]] | None = None) -> None:
         self._earlier = earlier or {}
-        self._used: dict[tuple[str, Item], etree._Element] = {}
+        self._used: dict[Item, tuple[etree._Element, etree._Element]] = {}
 
-    def element(self, kind: str, item: Item) -> etree._Element:
-        """A fresh copy of the `kind` ("rss" or "atom") element of `item`, to append."""
-        key = (kind, item)
-        found = self._used.get(key)
-        if found is None:
-            found = self._earlier.get(key)
-            if found is None:
-                found = _rss_item(item) if kind == "rss" else _atom_entry(item)
-            self._used[key] = found
-        return copy.deepcopy(found)
+    def copies(self, kind: str, items: Sequence[Item]) -> list[etree._Element]:
+        """Fresh copies of the `kind` ("rss" or "atom") elements of `items`, to append."""
+        missing = []
+        for item in items:
+            if item not in self._used:
+                known = self._earlier.get(item)
+                if known is None:
+                    missing.append(item)
+                else:
+                    self._used[item] = known
+        if missing:
+            self._used.update(_entry_elements(list(dict.fromkeys(missing))))
+        index = 0 if kind == "rss" else 1
+        return [copy.deepcopy(self._used[item][index]) for item in items]
 
     def carried(self) -> Entries:
         return Entries(self._used)
@@ -225,8 +229,7 @@ def rss(
     for element in reversed(_link_elements(channel, paging)):
         channel_element.insert(position, element)
     # feedgen appends the items last in the channel: so do the copies.
-    for item in items:
-        channel_element.append(entries.element("rss", item))
+    channel_element.extend(entries.copies("rss", items))
     return _serialize(root)
 
 
@@ -240,8 +243,7 @@ def atom(
     root = etree.fromstring(generator.atom_str(), _PARSER)
     root.extend(_link_elements(channel, paging))
     # feedgen appends the entries last in the feed, after the links: so do the copies.
-    for item in items:
-        root.append(entries.element("atom", item))
+    root.extend(entries.copies("atom", items))
     return _serialize(root)
 
 
@@ -318,20 +320,21 @@ def _feed_entry(item: Item) -> FeedEntry:
     return entry
 
 
-def _rss_item(item: Item) -> etree._Element:
-    element: etree._Element = _feed_entry(item).rss_entry()
-    return element
-
-
-def _atom_entry(item: Item) -> etree._Element:
-    """The mended Atom entry of `item`. feedgen writes it without a namespace (its feed
-    element declares the Atom one as a plain attribute), so it takes the same round
-    trip through text as the feed, inside a feed element of its own."""
-    text = etree.tostring(_feed_entry(item).atom_entry())
-    root = etree.fromstring(b'<feed xmlns="' + ATOM_NS.encode() + b'">' + text + b"</feed>", _PARSER)
-    element = root[0]
-    _mend_atom_entry(element, item.post)
-    return element
+def _entry_elements(items: Sequence[Item]) -> dict[Item, tuple[etree._Element, etree._Element]]:
+    """The RSS and the mended Atom element of each of `items`, from one feedgen entry
+    each. feedgen writes Atom entries without a namespace (its feed element declares the
+    Atom one as a plain attribute), so they take the same round trip through text as a
+    feed, inside a feed element of their own: one for all of `items`."""
+    written = [_feed_entry(item) for item in items]
+    wrapper = etree.Element("feed", xmlns=ATOM_NS)
+    wrapper.extend(entry.atom_entry() for entry in written)
+    parsed = etree.fromstring(etree.tostring(wrapper), _PARSER)
+    for element, item in zip(parsed, items, strict=True):
+        _mend_atom_entry(element, item.post)
+    return {
+        item: (entry.rss_entry(), element)
+        for item, entry, element in zip(items, written, parsed, strict=True)
+    }
 
 
 def _mend_atom_entry(element: etree._Element, post: Post) -> None:
