@@ -33,7 +33,15 @@ PROPERTY = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-STEMS = ("a", "b", "c", "d", "e", "f", "g")  # the stem is the slug: one stem in two folders shares a permalink
+STEMS = (
+    "a",
+    "b",
+    "c",
+    "d",
+    "e",
+    "f",
+    "g",
+)  # the stem is the slug: one stem in two folders shares a permalink
 FOLDERS = ("", "news/", "notes/")
 TITLES = ("Harbour", "Market day", "Late train", "Rain again")
 BODIES = (
