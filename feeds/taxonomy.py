@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from bisect import insort
 from collections.abc import Iterable
 from dataclasses import dataclass
 from operator import attrgetter
@@ -162,10 +163,12 @@ class TermGroups:
         terms = dict(self._terms)
         for kind, key in affected:
             before = terms.pop((kind, key), None)
+            # The members that stay are in order already: the new ones are put in place.
             members = [post for post in (before.posts if before else ()) if id(post) not in gone_ids]
-            members += [post for post in added if (kind, key) in {(k, c) for k, c, _ in _keyed(post)}]
+            for post in added:
+                if (kind, key) in {(k, c) for k, c, _ in _keyed(post)}:
+                    insort(members, post, key=lambda member: position[id(member)])
             if members:
-                members.sort(key=lambda post: position[id(post)])
                 first = min(members, key=attrgetter("source"))
                 name = next(n for k, c, n in _keyed(first) if (k, c) == (kind, key))
                 terms[(kind, key)] = Term(kind, key, name, tuple(members))
