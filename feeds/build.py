@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from importlib import resources
 
 from feeds.config import Settings
@@ -22,9 +22,9 @@ from feeds.markdown import first_paragraph, render
 from feeds.opml import OPML_PATH, opml
 from feeds.posts import Author, Post
 from feeds.select import select
-from feeds.taxonomy import HEADINGS, SECTIONS, Term, group_sections, group_terms
+from feeds.taxonomy import HEADINGS, SECTIONS, Term, TermGroups, group_sections
 from feeds.text import shorten
-from feeds.xmlfeeds import STYLESHEET_PATH, Channel, Item, Paging, atom, rss
+from feeds.xmlfeeds import NO_PAGING, STYLESHEET_PATH, Channel, Entries, Item, Paging, atom, rss
 
 FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
 
@@ -39,11 +39,29 @@ MAX_CONTENT_BYTES = 9_000_000  # libxml2 refuses a text node over 10,000,000 byt
 # worst case is about 20 µs a character.
 SUMMARY_SOURCE_CHARS = 8192
 
-Memo = Callable[[Hashable, Callable[[], bytes]], bytes]
+# memo((path, inputs), make) gives the document at `path`: the bytes made before when
+# `inputs` equal those it was made from (the very same object, which the publisher
+# skips), else make(). With settings fixed, the inputs determine the bytes: the posts
+# or items listed and what else the document shows (a term's name, the paging).
+Memo = Callable[[tuple[str, Hashable], Callable[[], bytes]], bytes]
 
 
-def no_memo(key: Hashable, make: Callable[[], bytes]) -> bytes:
+def no_memo(key: tuple[str, Hashable], make: Callable[[], bytes]) -> bytes:
     return make()
+
+
+class BuildState:
+    """What a build leaves for the next one: every item's RSS and Atom entry, written
+    once (`Entries`), and the tags, categories and authors as last grouped
+    (`TermGroups`). A build changes the state it is given; `carried()` is the state to
+    give the next build, so that a build that is abandoned leaves the last one as it was."""
+
+    def __init__(self, entries: Entries | None = None, terms: TermGroups | None = None) -> None:
+        self.entries = entries or Entries()
+        self.terms = terms or TermGroups()
+
+    def carried(self) -> BuildState:
+        return BuildState(self.entries.carried(), self.terms.carried())
 
 
 @dataclass(frozen=True)
@@ -178,15 +196,21 @@ def build(
     memo: Memo = no_memo,
     pages: bool = False,
     site_only: bool = False,
+    state: BuildState | None = None,
 ) -> Build:
     """Builds every document; `itemize` makes the item of a post that reaches a feed
     (reading its body, or reusing an item rendered before), `summarize` gives the
-    summary of an archived post without rendering its body (`summary_item`), and `memo`
-    may return the bytes of a document made before from the same inputs. With `pages`, each folder of
+    summary of an archived post without rendering its body (`summary_item`); both must
+    depend on the post alone, since `memo` may return the bytes of a document made before
+    from the same posts (see `Memo`). With `pages`, each folder of
     feeds also gets the HTML page that the service shows browsers (`feeds.feedpage`);
     `feeds build` leaves them out, since a static host cannot choose them. With
     `site_only`, only the site's own feeds, their page and feed.xsl: what a cold start
-    publishes first, before the rest (the archive, sections, terms and the OPML list)."""
+    publishes first, before the rest (the archive, sections, terms and the OPML list).
+    `state` is what an earlier build left for this one (see `BuildState`; a fresh one
+    when None): it changes the cost of the build, never its bytes."""
+    state = state or BuildState()
+    entries = state.entries
     selection = select(posts, now)
     limit = settings.item_limit
     item_problems: set[Problem] = set()
@@ -199,15 +223,22 @@ def build(
     items = tuple(noted(post) for post in selection.posts[:limit])
     archive = archive_pages(selection.posts, limit)
     channel = site_channel(settings)
+    inputs = (items, len(archive))  # the newest archive page is linked from the site feeds
     site = FeedDocuments(
-        rss=rss(channel, items, _latest_archive(settings, len(archive), "rss")),
-        atom=atom(channel, items, _latest_archive(settings, len(archive), "atom")),
-        json=json_feed(channel, items),
+        rss=memo(
+            ("rss.xml", inputs),
+            lambda: rss(channel, items, _latest_archive(settings, len(archive), "rss"), entries),
+        ),
+        atom=memo(
+            ("atom.xml", inputs),
+            lambda: atom(channel, items, _latest_archive(settings, len(archive), "atom"), entries),
+        ),
+        json=memo(("feed.json", items), partial(json_feed, channel, items)),
     )
     outputs = [Output(FEED_FILES[kind], getattr(site, kind)) for kind in FEED_FILES]
     if pages:
-        outputs.append(Output(PAGE_FILE, feed_page(channel, items)))
-    outputs.append(Output(STYLESHEET_PATH.lstrip("/"), stylesheet()))
+        outputs.append(Output(PAGE_FILE, memo((PAGE_FILE, items), partial(feed_page, channel, items))))
+    outputs.append(Output(STYLESHEET_PATH.lstrip("/"), memo((STYLESHEET_PATH.lstrip("/"), ()), stylesheet)))
     if site_only:
         return Build(
             documents=site,
@@ -223,15 +254,20 @@ def build(
     sections, refused = group_sections(selection.posts)
     for section in sections:
         section_items = tuple(noted(post) for post in section.posts[:limit])
-        outputs.extend(_feeds(settings, section, section_items, memo))
+        outputs.extend(_feeds(settings, section, section_items, memo, entries))
         if pages:
             outputs.append(_page(settings, section, section_items, memo))
-    kept, term_outputs, cuts = _term_feeds(settings, group_terms(selection.posts), noted, memo, pages)
+    kept, term_outputs, cuts = _term_feeds(
+        settings, state.terms.group(selection.posts), noted, memo, pages, entries
+    )
     outputs.extend(term_outputs)
     terms = tuple(sorted((*sections, *kept), key=lambda term: (term.kind, term.key)))
-    outputs.append(Output(OPML_PATH, feed_list(settings, terms)))
+    listed = tuple((term.kind, term.key, term.name) for term in terms)
+    outputs.append(Output(OPML_PATH, memo((OPML_PATH, listed), partial(feed_list, settings, terms))))
     for number, archived in enumerate(archive, 1):
-        outputs.extend(_archive_outputs(settings, number, len(archive), archived, summarize, memo, pages))
+        outputs.extend(
+            _archive_outputs(settings, number, len(archive), archived, summarize, memo, pages, entries)
+        )
     return Build(
         documents=site,
         outputs=tuple(outputs),
@@ -258,23 +294,36 @@ def feed_list(settings: Settings, terms: Sequence[Term]) -> bytes:
     return opml(settings.title, site_channel(settings), groups)
 
 
-def _feeds(settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo) -> list[Output]:
+def _feeds(
+    settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo, entries: Entries
+) -> list[Output]:
     """The three feeds of a section, tag, category or author, listing `items`."""
     channel = term_channel(settings, term)
+    writers: tuple[tuple[str, Callable[[], bytes]], ...] = (
+        ("rss", partial(rss, channel, items, NO_PAGING, entries)),
+        ("atom", partial(atom, channel, items, NO_PAGING, entries)),
+        ("json", partial(json_feed, channel, items)),
+    )
     return [
-        Output(term.folder + FEED_FILES[kind], memo((kind, channel, items), partial(write, channel, items)))
-        for kind, write in (("rss", rss), ("atom", atom), ("json", json_feed))
+        Output(path, memo((path, (term.name, items)), write))
+        for path, write in ((term.folder + FEED_FILES[kind], write) for kind, write in writers)
     ]
 
 
 def _page(settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo) -> Output:
     """The HTML page that a browser navigating to one of `term`'s feeds is shown."""
     channel = term_channel(settings, term)
-    return Output(term.folder + PAGE_FILE, memo(("page", channel, items), partial(feed_page, channel, items)))
+    path = term.folder + PAGE_FILE
+    return Output(path, memo((path, (term.name, items)), partial(feed_page, channel, items)))
 
 
 def _term_feeds(
-    settings: Settings, terms: Sequence[Term], itemize: Callable[[Post], Item], memo: Memo, pages: bool
+    settings: Settings,
+    terms: Sequence[Term],
+    itemize: Callable[[Post], Item],
+    memo: Memo,
+    pages: bool,
+    entries: Entries,
 ) -> tuple[tuple[Term, ...], list[Output], tuple[str, ...]]:
     """The feeds of the tags, categories and authors that fit the budgets, the terms
     they serve (by kind and key) and what was cut. Every post may name 100 terms and 20
@@ -299,7 +348,7 @@ def _term_feeds(
             _term_item(post, itemize, settings.max_term_entry_bytes, bounded, shortened)
             for post in term.posts[:limit]
         )
-        term_outputs = _feeds(settings, term, items, memo)
+        term_outputs = _feeds(settings, term, items, memo, entries)
         size = sum(len(output.body) for output in term_outputs)
         if total + size > settings.max_term_bytes:
             over = f"max_term_bytes ({settings.max_term_bytes})"
@@ -364,15 +413,21 @@ def _archive_outputs(
     summarize: Callable[[Post], str],
     memo: Memo,
     pages: bool,
+    entries: Entries,
 ) -> list[Output]:
     # Archive entries carry their summaries, not their whole text, and are never
     # rendered: rendering the whole history of a large site at every cold build would
-    # cost seconds, and minutes with a few pathological bodies.
-    items = tuple(Item(post, "", summarize(post)) for post in reversed(page))
+    # cost seconds, and minutes with a few pathological bodies. The summaries are asked
+    # for only when a document of the page is made: an unchanged page costs nothing.
+    @cache
+    def items() -> tuple[Item, ...]:
+        return tuple(Item(post, "", summarize(post)) for post in reversed(page))
+
     channel = _channel(
         settings, f"/archive/{number}/", f"{settings.title} (archive {number})", settings.description
     )
     max_age = ARCHIVE_MAX_AGE if number < count else None
+    inputs = (page, number < count)  # the page's posts, and whether a next page is linked
     outputs = []
     for kind, write in (("rss", rss), ("atom", atom)):
         links = [("current", settings.url(FEED_FILES[kind]))]
@@ -381,13 +436,25 @@ def _archive_outputs(
         if number < count:
             links.append(("next-archive", _archive_url(settings, number + 1, kind)))
         paging = Paging(links=tuple(links), archive=True)
-        body = memo((kind, channel, paging, items), partial(write, channel, items, paging))
-        outputs.append(Output(f"archive/{number}/{FEED_FILES[kind]}", body, max_age))
+        path = f"archive/{number}/{FEED_FILES[kind]}"
+        body = memo((path, inputs), partial(_archive_feed, write, channel, items, paging, entries))
+        outputs.append(Output(path, body, max_age))
     if pages:
         current = site_channel(settings)
-        body = memo(("page", channel, items, current), partial(feed_page, channel, items, current))
-        outputs.append(Output(f"archive/{number}/{PAGE_FILE}", body, max_age))
+        path = f"archive/{number}/{PAGE_FILE}"
+        body = memo((path, inputs), lambda: feed_page(channel, items(), current))
+        outputs.append(Output(path, body, max_age))
     return outputs
+
+
+def _archive_feed(
+    write: Callable[[Channel, Sequence[Item], Paging, Entries], bytes],
+    channel: Channel,
+    items: Callable[[], tuple[Item, ...]],
+    paging: Paging,
+    entries: Entries,
+) -> bytes:
+    return write(channel, items(), paging, entries)
 
 
 def _latest_archive(settings: Settings, count: int, kind: str) -> Paging:

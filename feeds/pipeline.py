@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from functools import partial
 
-from feeds.build import Build, build, make_item, summary_item, without_content
+from feeds.build import Build, BuildState, build, make_item, summary_item, without_content
 from feeds.config import Settings
 from feeds.errors import PostError, Problem
 from feeds.parsecache import Entry, ParseCache, post_from_record, post_record
@@ -93,7 +93,8 @@ class Pipeline:
         self._committed: Reading | None = None
         self._items: dict[Post, Item] = {}
         self._summaries: dict[Post, str] = {}  # of archived posts, which are not rendered
-        self._documents: dict[Hashable, bytes] = {}
+        self._documents: dict[str, tuple[Hashable, bytes]] = {}  # by path: inputs, bytes
+        self._state = BuildState()  # every item's RSS and Atom entry, the term groups
         self._sources: dict[str, SourceFile] = {}  # the files of the reading being built
         self._unread: set[Post] = set()  # posts whose body no longer matches, this build
 
@@ -162,7 +163,7 @@ class Pipeline:
     def build(self, reading: Reading, now: dt.datetime, site_only: bool = False) -> Build:
         items: dict[Post, Item] = {}
         summaries: dict[Post, str] = {}
-        documents: dict[Hashable, bytes] = {}
+        documents: dict[str, tuple[Hashable, bytes]] = {}
 
         def item(post: Post) -> Item:
             if post not in items:
@@ -177,19 +178,36 @@ class Pipeline:
                 summaries[post] = known.summary if known else self._summaries.get(post) or self._summary(post)
             return summaries[post]
 
-        def memo(key: Hashable, make: Callable[[], bytes]) -> bytes:
-            # Keys hold whole tuples of items, so each lookup hashes them all: look up once.
-            found = documents.get(key)
-            if found is None:
-                found = self._documents.get(key)
-                documents[key] = found = make() if found is None else found
-            return found
+        def memo(key: tuple[str, Hashable], make: Callable[[], bytes]) -> bytes:
+            # Looked up by path and compared by inputs, never hashed: unchanged inputs are
+            # the very objects of the last build, which tuples compare by identity first.
+            path, inputs = key
+            known = self._documents.get(path)
+            if known is not None and known[0] == inputs:
+                body = known[1]
+            else:
+                body = make()
+                if known is not None and known[1] == body:
+                    body = known[1]  # new inputs, same bytes (an edit the document does not show)
+            documents[path] = (inputs, body)
+            return body
 
         while True:
             self._sources, self._unread = reading.files, set()
             posts, problems, files_read = reading.posts, reading.problems, reading.files_read
+            state = self._state.carried()
             built = build(
-                posts, problems, files_read, now, self.settings, item, summary, memo, self.pages, site_only
+                posts,
+                problems,
+                files_read,
+                now,
+                self.settings,
+                item,
+                summary,
+                memo,
+                self.pages,
+                site_only=site_only,
+                state=state,
             )
             if not self._unread:
                 break
@@ -202,7 +220,7 @@ class Pipeline:
             reading = self._without(reading, {post.source for post in self._unread})
         # Only what this build used is kept, so the caches never outgrow the site.
         self._committed, self._items, self._documents = reading, items, documents
-        self._summaries = summaries
+        self._summaries, self._state = summaries, state
         for cut in built.cuts:
             log.warning("cut %s", cut)
         return built

@@ -6,6 +6,7 @@ or two. A section is a top-level folder of the content directory, keyed the same
 from __future__ import annotations
 
 import unicodedata
+from bisect import insort
 from collections.abc import Iterable
 from dataclasses import dataclass
 from operator import attrgetter
@@ -86,6 +87,72 @@ def group_terms(posts: Iterable[Post]) -> tuple[Term, ...]:
     return tuple(
         Term(kind, key, names[(kind, key)], tuple(members[(kind, key)])) for kind, key in sorted(members)
     )
+
+
+class TermGroups:
+    """`group_terms` that remembers its last answer, so that a build after a few changed
+    posts regroups only the terms those posts name, not the whole site. It always gives
+    what `group_terms` gives for the same posts: unchanged posts keep their order among
+    themselves (by date, then path), so a term none of the changed posts names keeps its
+    posts and its name. Posts are told apart by identity, as the pipeline keeps the very
+    object of each unchanged post; this object holds the last posts, so their ids stay
+    theirs."""
+
+    MAX_CHANGES = 256  # beyond this many changed posts, grouping anew is as quick
+
+    def __init__(
+        self, posts: tuple[Post, ...] = (), terms: dict[tuple[str, str], Term] | None = None
+    ) -> None:
+        self._posts = posts
+        self._terms = terms or {}
+
+    def carried(self) -> TermGroups:
+        """A copy to build with: a build that fails leaves this one as it was."""
+        return TermGroups(self._posts, self._terms)
+
+    def group(self, posts: Iterable[Post]) -> tuple[Term, ...]:
+        ordered = tuple(posts)
+        old_ids, new_ids = set(map(id, self._posts)), set(map(id, ordered))
+        gone_ids, new_only = old_ids - new_ids, new_ids - old_ids
+        if not self._posts or len(gone_ids) + len(new_only) > self.MAX_CHANGES:
+            terms = {(term.kind, term.key): term for term in group_terms(ordered)}
+        else:
+            terms = self._regroup(ordered, gone_ids, new_only)
+        self._posts, self._terms = ordered, terms
+        return tuple(terms[key] for key in sorted(terms))
+
+    def _regroup(
+        self, ordered: tuple[Post, ...], gone_ids: set[int], new_ids: set[int]
+    ) -> dict[tuple[str, str], Term]:
+        gone = [post for post in self._posts if id(post) in gone_ids] if gone_ids else []
+        added = [post for post in ordered if id(post) in new_ids] if new_ids else []
+        affected = {(kind, key) for post in (*gone, *added) for kind, key, _ in _keyed(post)}
+        position = dict(zip(map(id, ordered), range(len(ordered)), strict=True))
+        terms = dict(self._terms)
+        for kind, key in affected:
+            before = terms.pop((kind, key), None)
+            # The members that stay are in order already: the new ones are put in place.
+            members = [post for post in (before.posts if before else ()) if id(post) not in gone_ids]
+            for post in added:
+                if (kind, key) in {(k, c) for k, c, _ in _keyed(post)}:
+                    insort(members, post, key=lambda member: position[id(member)])
+            if members:
+                first = min(members, key=attrgetter("source"))
+                name = next(n for k, c, n in _keyed(first) if (k, c) == (kind, key))
+                terms[(kind, key)] = Term(kind, key, name, tuple(members))
+        return terms
+
+
+def _keyed(post: Post) -> list[tuple[str, str, str]]:
+    """(kind, key, name) of each term `post` names, in the order it names them; a key
+    named twice keeps its first spelling."""
+    seen: dict[tuple[str, str], str] = {}
+    for kind, names in _names(post):
+        for name in names:
+            key = term_key(name)
+            if key is not None:
+                seen.setdefault((kind, key), name)
+    return [(kind, key, name) for (kind, key), name in seen.items()]
 
 
 def section_key(folder: str) -> str:

@@ -8,10 +8,16 @@ feedgen 1.0's source:
 - Atom entry links lose `rel`, `type` and `length` (feedgen issue #135): an enclosure
   would become a second `rel="alternate"` link, which RFC 4287 §4.1.1 forbids. The links
   are rewritten after feedgen is done, and so is the id where it is not an IRI.
+
+Each item's entry is written by feedgen and mended once (`Entries`), then copied into
+every document that lists it: a post sits in the site feed, its section's, tags',
+categories', authors' and an archive page, and writing it anew for each was most of
+the cost of a build.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import ipaddress
 import re
@@ -22,6 +28,9 @@ from urllib.parse import urlsplit
 
 import feedgen.entry
 import feedgen.feed
+from feedgen.entry import FeedEntry
+from feedgen.ext.dc import DcEntryExtension
+from feedgen.ext.media import MediaEntryExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -174,7 +183,39 @@ class Paging:
 NO_PAGING = Paging()
 
 
-def rss(channel: Channel, items: Sequence[Item], paging: Paging = NO_PAGING) -> bytes:
+class Entries:
+    """Each item's RSS `<item>` and mended Atom `<entry>` element, written by feedgen once
+    and copied into every document that lists the item. `carried()` starts the cache
+    of the next build with what this one used, so a site's entries are written once
+    across builds, and entries no build uses any more are let go."""
+
+    def __init__(self, earlier: dict[Item, tuple[etree._Element, etree._Element]] | None = None) -> None:
+        self._earlier = earlier or {}
+        self._used: dict[Item, tuple[etree._Element, etree._Element]] = {}
+
+    def copies(self, kind: str, items: Sequence[Item]) -> list[etree._Element]:
+        """Fresh copies of the `kind` ("rss" or "atom") elements of `items`, to append."""
+        missing = []
+        for item in items:
+            if item not in self._used:
+                known = self._earlier.get(item)
+                if known is None:
+                    missing.append(item)
+                else:
+                    self._used[item] = known
+        if missing:
+            self._used.update(_entry_elements(list(dict.fromkeys(missing))))
+        index = 0 if kind == "rss" else 1
+        return [copy.deepcopy(self._used[item][index]) for item in items]
+
+    def carried(self) -> Entries:
+        return Entries(self._used)
+
+
+def rss(
+    channel: Channel, items: Sequence[Item], paging: Paging = NO_PAGING, entries: Entries | None = None
+) -> bytes:
+    entries = entries or Entries()
     generator = _generator(channel, items, channel.rss_url, RSS_TYPE)
     root = _rss_tree(generator)
     channel_element = root.find("channel")
@@ -186,20 +227,22 @@ def rss(channel: Channel, items: Sequence[Item], paging: Paging = NO_PAGING) -> 
     position = list(channel_element).index(self_link) + 1
     for element in reversed(_link_elements(channel, paging)):
         channel_element.insert(position, element)
+    # feedgen appends the items last in the channel: so do the copies.
+    channel_element.extend(entries.copies("rss", items))
     return _serialize(root)
 
 
-def atom(channel: Channel, items: Sequence[Item], paging: Paging = NO_PAGING) -> bytes:
+def atom(
+    channel: Channel, items: Sequence[Item], paging: Paging = NO_PAGING, entries: Entries | None = None
+) -> bytes:
+    entries = entries or Entries()
     generator = _generator(channel, items, channel.atom_url, ATOM_TYPE)
     # feedgen's Atom tree is namespaced only once serialised (it writes xmlns as an
     # attribute), so Atom takes the round trip through text.
     root = etree.fromstring(generator.atom_str(), _PARSER)
-    entries = list(root.iterfind(f"{{{ATOM_NS}}}entry"))
-    for element, item in zip(entries, items, strict=True):
-        _mend_atom_entry(element, item.post)
-    position = root.index(entries[0]) if entries else len(root)
-    for element in reversed(_link_elements(channel, paging)):
-        root.insert(position, element)
+    root.extend(_link_elements(channel, paging))
+    # feedgen appends the entries last in the feed, after the links: so do the copies.
+    root.extend(entries.copies("atom", items))
     return _serialize(root)
 
 
@@ -235,8 +278,6 @@ def _generator(channel: Channel, items: Sequence[Item], self_url: str, self_type
     fg.link(href=self_url, rel="self", type=self_type)
     fg.link(href=channel.home_url, rel="alternate", type="text/html")
     fg.updated(_seconds(max((item.post.updated for item in items), default=_EPOCH)))
-    for item in items:
-        _add_entry(fg, item)
     return fg
 
 
@@ -249,9 +290,12 @@ def _rss_image(fg: FeedGenerator, channel: Channel) -> None:
         fg.image(url=image, title=channel.title, link=channel.home_url)
 
 
-def _add_entry(fg: FeedGenerator, item: Item) -> None:
+def _feed_entry(item: Item) -> FeedEntry:
+    """`item` as feedgen's entry, with the extensions a feed of ours loads, in its order."""
     post = item.post
-    entry = fg.add_entry(order="append")
+    entry = FeedEntry()
+    entry.register_extension("media", MediaEntryExtension, atom=True, rss=True)
+    entry.register_extension("dc", DcEntryExtension, atom=False, rss=True)
     entry.guid(post.id, permalink=post.id_is_permalink)
     entry.title(post.title)
     entry.link(href=post.permalink, rel="alternate")
@@ -272,6 +316,24 @@ def _add_entry(fg: FeedGenerator, item: Item) -> None:
         entry.enclosure(post.image, UNKNOWN_LENGTH, media_type)
         entry.media.content({"url": post.image, "medium": "image", "type": media_type}, group=None)
         entry.media.thumbnail({"url": post.image}, group=None)
+    return entry
+
+
+def _entry_elements(items: Sequence[Item]) -> dict[Item, tuple[etree._Element, etree._Element]]:
+    """The RSS and the mended Atom element of each of `items`, from one feedgen entry
+    each. feedgen writes Atom entries without a namespace (its feed element declares the
+    Atom one as a plain attribute), so they take the same round trip through text as a
+    feed, inside a feed element of their own: one for all of `items`."""
+    written = [_feed_entry(item) for item in items]
+    wrapper = etree.Element("feed", xmlns=ATOM_NS)
+    wrapper.extend(entry.atom_entry() for entry in written)
+    parsed = etree.fromstring(etree.tostring(wrapper), _PARSER)
+    for element, item in zip(parsed, items, strict=True):
+        _mend_atom_entry(element, item.post)
+    return {
+        item: (entry.rss_entry(), element)
+        for item, entry, element in zip(items, written, parsed, strict=True)
+    }
 
 
 def _mend_atom_entry(element: etree._Element, post: Post) -> None:
