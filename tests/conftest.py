@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import feeds.markdown
 from feeds.config import Settings, load_settings
 from feeds.published import PublishedStore, default_state_dir
 
@@ -109,3 +111,17 @@ def service_settings(make_settings: MakeSettings, tmp_path: Path) -> Settings:
 @pytest.fixture
 def store(service_settings: Settings) -> PublishedStore:
     return PublishedStore(default_state_dir(service_settings))
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of the text of every call to markdown-it's parser."""
+    sizes: list[int] = []
+    real_parse = feeds.markdown._MARKDOWN.parse
+
+    def parse(text: str, env: Any = None) -> Any:
+        sizes.append(len(text))
+        return real_parse(text, env)
+
+    monkeypatch.setattr(feeds.markdown._MARKDOWN, "parse", parse)
+    return sizes

@@ -26,6 +26,19 @@ def free_port() -> int:
         return port
 
 
+def service_env(workdir: Path, content_dir: Path, **variables: str) -> dict[str, str]:
+    """The environment of a service over `content_dir` with default settings (an empty
+    TOML file in `workdir`), plus `variables`: `state_dir="…"` becomes FEEDS_STATE_DIR,
+    and names already in capitals (PORT, WEB_CONCURRENCY) are taken as they are."""
+    (workdir / "empty.toml").write_text("")
+    return {
+        **os.environ,
+        "FEEDS_CONFIG": str(workdir / "empty.toml"),
+        "FEEDS_CONTENT_DIR": str(content_dir),
+        **{name if name.isupper() else f"FEEDS_{name.upper()}": value for name, value in variables.items()},
+    }
+
+
 class Server:
     """The real server over `content_dir`, on a free loopback port."""
 
@@ -48,17 +61,12 @@ class Server:
         self.access_log: Path | None = workdir / f"access-{self.port}.log"
         self.error_log = workdir / f"error-{self.port}.log"
         self.output_log = workdir / f"output-{self.port}.log"
-        (workdir / "empty.toml").write_text("")
-        env = {
-            **os.environ,
-            "FEEDS_CONFIG": str(workdir / "empty.toml"),
-            "FEEDS_CONTENT_DIR": str(content_dir),
-            "FEEDS_BASE_URL": "https://example.com",
-            "FEEDS_POLL_INTERVAL": "0.2",
+        defaults = {
+            "base_url": "https://example.com",
+            "poll_interval": "0.2",
             "WEB_CONCURRENCY": str(workers),
-            **{f"FEEDS_{key.upper()}": value for key, value in settings.items()},
-            **(extra_env or {}),
         }
+        env = service_env(workdir, content_dir, **{**defaults, **settings, **(extra_env or {})})
         feeds_command = str(Path(sys.executable).with_name("feeds"))
         argv = [feeds_command, "serve", "--host", HOST, "--port", str(self.port)]
         if via_cli:

@@ -20,7 +20,7 @@ from feeds.published import PublishedStore
 from feeds.watcher import Watcher
 
 from conftest import WritePost, no_wait, post_text
-from server import Server, descendants, free_port, parent_of, processes
+from server import Server, descendants, free_port, parent_of, processes, service_env
 
 # What a web worker must never import (plan.md): the build code and its libraries.
 BUILD_MODULES = (
@@ -82,14 +82,9 @@ def test_web_workers_load_no_build_code_and_the_builder_runs_below_them(running:
 
 
 def test_importing_the_wsgi_module_loads_no_build_code(tmp_path: Path, content_dir: Path) -> None:
-    (tmp_path / "empty.toml").write_text("")
-    env = {
-        **os.environ,
-        "FEEDS_CONFIG": str(tmp_path / "empty.toml"),
-        "FEEDS_CONTENT_DIR": str(content_dir),
-        "FEEDS_STATE_DIR": str(tmp_path / "state"),
-        "FEEDS_BASE_URL": "https://example.com",
-    }
+    env = service_env(
+        tmp_path, content_dir, state_dir=str(tmp_path / "state"), base_url="https://example.com"
+    )
     code = f"import sys, feeds.wsgi; print([m for m in {BUILD_MODULES!r} if m in sys.modules])"
     shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
@@ -171,17 +166,15 @@ def test_gunicorn_alone_says_there_is_no_builder_until_one_runs(
     """Run directly, gunicorn starts no builder: it says so, and /healthz shows it."""
     write_post("first.txt", post_text(title="First"))
     port = free_port()
-    (tmp_path / "empty.toml").write_text("")
-    env = {
-        **os.environ,
-        "FEEDS_CONFIG": str(tmp_path / "empty.toml"),
-        "FEEDS_CONTENT_DIR": str(content_dir),
-        "FEEDS_STATE_DIR": str(tmp_path / "state"),
-        "FEEDS_BASE_URL": "https://example.com",
-        "FEEDS_POLL_INTERVAL": "0.2",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-    }
+    env = service_env(
+        tmp_path,
+        content_dir,
+        state_dir=str(tmp_path / "state"),
+        base_url="https://example.com",
+        poll_interval="0.2",
+        PORT=str(port),
+        WEB_CONCURRENCY="1",
+    )
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:feeds.gunicorn_config", "feeds.web:create_app()"]
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as errors:

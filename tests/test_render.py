@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -369,20 +368,6 @@ def test_stray_document_tags_lose_no_text() -> None:
 
 # ---------------------------------------------------------------------------------------
 # 3. The rendering cost of one post is bounded
-
-
-@pytest.fixture
-def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of the text of every call to markdown-it's parser."""
-    sizes: list[int] = []
-    real_parse = feeds.markdown._MARKDOWN.parse
-
-    def parse(text: str, env: Any = None) -> Any:
-        sizes.append(len(text))
-        return real_parse(text, env)
-
-    monkeypatch.setattr(feeds.markdown._MARKDOWN, "parse", parse)
-    return sizes
 
 
 CAP = 20_000

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -19,7 +18,7 @@ import pytest
 
 from conftest import WritePost, post_text
 from feedcheck import parsed
-from server import REPO, Server, free_port
+from server import REPO, Server, free_port, service_env
 
 
 @pytest.fixture
@@ -157,15 +156,9 @@ def listening_addresses(port: int) -> set[str]:
 def test_gunicorn_with_the_config_alone_listens_on_loopback_only(tmp_path: Path, content_dir: Path) -> None:
     """The README's plain gunicorn command, without --bind, must not open every interface."""
     port = free_port()
-    (tmp_path / "empty.toml").write_text("")
-    env = {
-        **os.environ,
-        "FEEDS_CONFIG": str(tmp_path / "empty.toml"),
-        "FEEDS_CONTENT_DIR": str(content_dir),
-        "FEEDS_STATE_DIR": str(tmp_path / "state"),
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-    }
+    env = service_env(
+        tmp_path, content_dir, state_dir=str(tmp_path / "state"), PORT=str(port), WEB_CONCURRENCY="1"
+    )
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:feeds.gunicorn_config", "feeds.web:create_app()"]
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as errors:

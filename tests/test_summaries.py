@@ -85,20 +85,6 @@ def test_the_first_paragraph_is_the_one_the_whole_head_gives(
     assert first_paragraph(body, limit) == whole_head_paragraph(body, limit)
 
 
-@pytest.fixture
-def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of the text of every call to markdown-it's parser."""
-    sizes: list[int] = []
-    real_parse = feeds.markdown._MARKDOWN.parse
-
-    def parse(text: str, env: Any = None) -> Any:
-        sizes.append(len(text))
-        return real_parse(text, env)
-
-    monkeypatch.setattr(feeds.markdown._MARKDOWN, "parse", parse)
-    return sizes
-
-
 def test_markdown_it_reads_the_first_paragraph_not_the_whole_head(parses: list[int]) -> None:
     lead = "The [first](https://example.com/) paragraph, *with* marks."
     rest = "".join(f"\n\nParagraph {n} with [a link](x{n}.html) and more words after it." for n in range(200))
