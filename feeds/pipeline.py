@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -369,8 +370,8 @@ def read_posts(
     """`read_post` for each file, in order; large batches are parsed on every core.
 
     Parsing is pure CPU work in Python, so only processes help. They are forked, which
-    is safe only while this process has a single thread (the CLI); the service's
-    watcher runs beside server threads and parses in its own thread instead. What comes
+    is safe only while this process has a single thread (the CLI, or the builder before
+    its first build); otherwise the files are parsed here, one by one. What comes
     back is a tuple of plain values per post (`post_record`), not the `Post`: for 10,000
     posts, pickling and unpickling the objects took 218 ms, the records 121 ms.
     """
@@ -384,12 +385,20 @@ def read_posts(
         return results
     chunks = [files[start : start + CHUNK_FILES] for start in range(0, len(files), CHUNK_FILES)]
     results = []
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_default_signals) as pool:
         for chunk_results in pool.imap(partial(_read_chunk, settings), chunks):
             results.extend(post_from_record(r) if isinstance(r, tuple) else r for r in chunk_results)
             if progress:
                 progress(len(results), len(files))
     return results
+
+
+def _default_signals() -> None:
+    """A parsing process must die of the SIGTERM that ends the pool: forked from the
+    builder, it would otherwise keep the builder's handler, which only notes the signal,
+    and the builder would wait for it for ever."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _read_chunk(

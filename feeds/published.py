@@ -338,8 +338,10 @@ class PublishedStore:
         try:
             about = os.lstat(folder / digest)
             # The size too: a blob cut short (a crash of the machine before the data
-            # reached the disk) is written again rather than kept for ever.
-            if stat.S_ISREG(about.st_mode) and about.st_size == len(body):
+            # reached the disk) is written again rather than kept for ever. The twin
+            # must be there as well (a store from before removals kept that order).
+            twin = os.lstat(folder / (digest + GZIP_SUFFIX))
+            if stat.S_ISREG(about.st_mode) and about.st_size == len(body) and stat.S_ISREG(twin.st_mode):
                 return
         except FileNotFoundError:
             pass
@@ -392,7 +394,9 @@ class PublishedStore:
 
     def _remove_blobs(self, digests: Iterable[str]) -> None:
         for digest in digests:
-            for file_name in (digest + GZIP_SUFFIX, digest):
+            # The blob before its twin, the reverse of `_store_blob`: a blob that is there
+            # always has its twin, however the removal is interrupted.
+            for file_name in (digest, digest + GZIP_SUFFIX):
                 (self.blobs / digest[:2] / file_name).unlink(missing_ok=True)
 
     def _sweep(self) -> None:

@@ -191,6 +191,46 @@ def test_a_restarted_watcher_restores_a_blob_in_service_that_was_cut_short(
     assert create_app(site_settings).test_client().get("/rss.xml").data == good
 
 
+def test_a_blob_whose_twin_is_gone_is_written_again(site_settings: Settings, write_post: WritePost) -> None:
+    """A publisher killed while collecting a blob may leave one of the pair. Bytes
+    published again later must come back with both, or every request for them fails."""
+    watcher = new_watcher(site_settings)
+    assert watcher.poll() is True
+    rss = digests(watcher.store)["rss.xml"]
+    edit(write_post, 11, "A new body for the newest post.\n")
+    assert watcher.poll() is True
+    (watcher.store.blobs / rss[:2] / (rss + ".gz")).unlink()  # as a kill between two unlinks
+    write_site(write_post)
+    assert new_watcher(site_settings).poll() is True
+    assert digests(watcher.store)["rss.xml"] == rss
+    gzipped = create_app(site_settings).test_client().get("/rss.xml", headers={"Accept-Encoding": "gzip"})
+    assert gzipped.status_code == 200 and gzipped.headers["ETag"] == f'"{rss}-gzip"'
+
+
+def test_collection_removes_a_blob_before_its_twin(
+    site_settings: Settings, write_post: WritePost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reverse of the order blobs are written in: however a removal is cut short, a
+    blob that is there has its twin."""
+    removed: list[str] = []
+    real_unlink = Path.unlink
+
+    def unlink(path: Path, missing_ok: bool = False) -> None:
+        removed.append(path.name)
+        real_unlink(path, missing_ok=missing_ok)
+
+    watcher = new_watcher(site_settings)
+    assert watcher.poll() is True
+    monkeypatch.setattr(Path, "unlink", unlink)
+    for n in range(KEEP_GENERATIONS + 1):
+        edit(write_post, 11, f"Body number {n} of the newest post.\n")
+        assert watcher.poll() is True
+    blobs = [name for name in removed if len(name.removesuffix(".gz")) == 32]
+    assert blobs and all(
+        blobs.index(name) < blobs.index(name + ".gz") for name in blobs if not name.endswith(".gz")
+    )
+
+
 # --- collection ------------------------------------------------------------------------------------
 
 

@@ -242,3 +242,47 @@ def test_a_builder_whose_supervisor_was_killed_stops(running: Server) -> None:
     finally:
         for pid in alive(everything):
             os.kill(pid, signal.SIGKILL)
+
+
+PARSING_PROCESS_CHECK = """
+import signal, sys
+from pathlib import Path
+import feeds.pipeline
+from feeds.config import load_settings
+from feeds.scan import scan
+
+signal.signal(signal.SIGTERM, lambda signum, frame: None)  # as the builder's: it only notes
+real_read_chunk = feeds.pipeline._read_chunk
+
+def read_chunk(settings, files):
+    # Runs in a parsing process, forked after this patch.
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        raise RuntimeError("a parsing process kept the handler of the process it was forked from")
+    return real_read_chunk(settings, files)
+
+feeds.pipeline._read_chunk = read_chunk
+settings = load_settings(Path(sys.argv[1]), {}, {"content_dir": sys.argv[2]})
+files = scan(settings.content_dir, settings.extensions).files
+results = feeds.pipeline.read_posts(files, settings)
+print(len(results))
+"""
+
+
+def test_parsing_processes_die_of_the_signal_that_ends_their_pool(tmp_path: Path, content_dir: Path) -> None:
+    """A pool ends its processes with SIGTERM. Forked from the builder, whose handler
+    only notes the signal, a process kept waiting and the builder waited on it for ever
+    (a cold start hung at 503); they must take the default action."""
+    import feeds.pipeline
+
+    count = max(feeds.pipeline.PARALLEL_MIN_FILES, 2 * feeds.pipeline.CHUNK_FILES)
+    for n in range(count):
+        (content_dir / f"p{n}.txt").write_text(post_text(title=f"Post {n}", date=str(1600000000 + n)))
+    (tmp_path / "empty.toml").write_text("")
+    shown = subprocess.run(
+        [sys.executable, "-c", PARSING_PROCESS_CHECK, str(tmp_path / "empty.toml"), str(content_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.strip() == str(count)
