@@ -3,18 +3,25 @@ builder (`python -m feeds.builder`), which it keeps running.
 
 - SIGTERM or SIGINT is passed on to both children; once they have exited, so does
   the supervisor, with status 0.
-- A builder that exits is started again, with a log line. One that keeps exiting
+- A builder that exits is started again, with a log line, after a pause that doubles
+  with each recent exit (a builder that fails at once does not spin). One that keeps exiting
   (`RestartPolicy.max_deaths` times within `RestartPolicy.window` seconds) stops the
   service: the supervisor stops the server and exits with one line saying why, since
   a server without a builder would go on serving feeds that never change again.
 - A server that exits takes the builder down with it, and the supervisor exits with
   the server's status.
+- Each child runs in a process group of its own, and gets SIGTERM from the kernel if
+  the supervisor dies: no server goes on answering without its builder, and killing a
+  child that ignored SIGTERM kills the processes it started (granian's workers) too.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -31,6 +38,11 @@ EXIT_BUILDER_FAILED = 1
 SUPERVISOR_ENV = "SERVE_FEEDS_SUPERVISOR_PID"  # not FEEDS_...: that prefix is for settings
 POLL_SECONDS = 0.1  # how often the children are looked at; a restart waits at most this
 STOP_TIMEOUT = 15.0  # seconds a child has to exit after SIGTERM before it is killed
+# The pause before starting a builder again: this, doubled for each other exit within the
+# policy's window, at most RESTART_PAUSE_MAX.
+RESTART_PAUSE = 0.5
+RESTART_PAUSE_MAX = 30.0
+_PR_SET_PDEATHSIG = 1  # prctl(2), Linux
 
 log = logging.getLogger("feeds.supervisor")
 
@@ -62,11 +74,31 @@ Spawn = Callable[[Sequence[str]], Child]
 Clock = Callable[[], float]
 
 
+class _GroupProcess(subprocess.Popen[bytes]):
+    """A child leading a process group of its own: killing it kills the group."""
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+
 def popen(env: Mapping[str, str]) -> Spawn:
-    """Starts children as real processes with `env`, sharing this one's output."""
+    """Starts children as real processes with `env`, sharing this one's output, each in
+    a process group of its own and ended by the kernel should this process die."""
+    parent = os.getpid()
+
+    def end_with_parent() -> None:
+        # Between fork and exec, in the child. A SIGKILLed supervisor runs no code, so
+        # only the kernel can tell the children; the parent check closes the race of
+        # one that died before the request was made.
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def spawn(argv: Sequence[str]) -> Child:
-        return subprocess.Popen(argv, env=dict(env))  # noqa: S603 - argv built by feeds.cli, no shell
+        # argv is built by feeds.cli; no shell is involved.
+        return _GroupProcess(argv, env=dict(env), process_group=0, preexec_fn=end_with_parent)
 
     return spawn
 
@@ -97,6 +129,7 @@ class Supervisor:
         self.signalled: int | None = None
         self._wake = threading.Event()
         self._deaths: collections.deque[float] = collections.deque()
+        self._restart_at: float | None = None  # when a builder that exited starts again
 
     def handle_signals(self) -> None:
         """Makes SIGTERM and SIGINT stop the service (call from the main thread)."""
@@ -126,14 +159,21 @@ class Supervisor:
                 log.error("the server exited with status %d; stopping the builder", status)
                 self._stop_children(signal.SIGTERM)
                 return status if status >= 0 else 128 - status
-            died = self.builder.poll()
+            died = self.builder.poll() if self._restart_at is None else None
             if died is not None and self.signalled is None:
                 if self._gives_up(died):
                     self._stop_children(signal.SIGTERM)
                     return EXIT_BUILDER_FAILED
+                pause = min(RESTART_PAUSE_MAX, RESTART_PAUSE * 2 ** (len(self._deaths) - 1))
                 log.warning(
-                    "the builder (pid %d) exited with status %d; starting it again", self.builder.pid, died
+                    "the builder (pid %d) exited with status %d; starting it again in %g s",
+                    self.builder.pid,
+                    died,
+                    pause,
                 )
+                self._restart_at = self.clock() + pause
+            if self._restart_at is not None and self.clock() >= self._restart_at:
+                self._restart_at = None
                 self.builder = self.spawn(self.builder_argv)
             self._wake.wait(self.poll_seconds)
             self._wake.clear()

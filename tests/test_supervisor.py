@@ -3,6 +3,7 @@ does when the server exits or a signal comes (the real processes: test_builder.p
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import threading
@@ -138,3 +139,28 @@ def test_a_child_that_ignores_the_signal_is_killed_after_the_timeout() -> None:
     running.stop()
     assert running.run() == 0
     assert server.killed and not builder.killed
+
+
+def test_a_builder_that_exited_starts_again_after_a_pause_that_doubles() -> None:
+    """A builder that fails as it starts (a bad edit of the settings file) must not be
+    started ten times a second: each restart waits twice as long as the one before."""
+    dying = [FakeChild(10 + n, lives=1) for n in range(4)]
+    server = FakeChild(1, lives=2000, status=3)
+    spawner = Spawner([server], dying, FakeChild(99))
+    clock = Clock(step=0.01)
+    started: list[float] = []
+    real_spawn = spawner.__call__
+
+    def spawn(argv: Sequence[str]) -> FakeChild:
+        if tuple(argv) == BUILDER:
+            started.append(clock.now)
+        return real_spawn(argv)
+
+    running = Supervisor(
+        SERVER, BUILDER, spawn, RestartPolicy(max_deaths=10, window=60), clock=clock, poll_seconds=0
+    )
+    assert running.run() == 3
+    pauses = [later - earlier for earlier, later in itertools.pairwise(started)]
+    assert len(pauses) == 4
+    for pause, least in zip(pauses, (0.5, 1.0, 2.0, 4.0), strict=True):
+        assert least <= pause < least + 0.2, pauses
