@@ -18,7 +18,7 @@ from feeds.config import Settings
 from feeds.errors import Problem
 from feeds.feedpage import PAGE_FILE, feed_page
 from feeds.jsonfeed import json_feed
-from feeds.markdown import first_paragraph, render
+from feeds.markdown import render
 from feeds.opml import OPML_PATH, opml
 from feeds.posts import Author, Post
 from feeds.select import select
@@ -120,29 +120,28 @@ def make_item(post: Post, body: str, max_render_bytes: int = Settings.max_render
     """
     size = len(body.encode())
     if size > max_render_bytes:
-        summary = post.summary or _head_summary(post, body)
+        summary = summary_of(post)
         reason = f"{size} bytes, over max_render_bytes ({max_render_bytes})"
         return without_content(post, summary, reason)
     rendered = render(body, post.permalink)
-    summary = post.summary or _head_summary(post, body)
+    summary = summary_of(post)
     if _escaped_size(rendered.html) > MAX_CONTENT_BYTES:
         reason = f"the HTML is over {MAX_CONTENT_BYTES} bytes once escaped into XML"
         return without_content(post, summary, reason)
     return Item(post, rendered.html, summary)
 
 
-def summary_item(post: Post, body: Callable[[], str]) -> Item:
-    """`post`'s entry with its summary and no text (the `content = "summary"` setting).
-    Nothing is rendered whole: a post with a summary of its own is not even read
-    (`body` is not called), and otherwise the summary comes from the first paragraph of
-    the body's first SUMMARY_SOURCE_CHARS characters."""
-    return Item(post, "", post.summary or _head_summary(post, body()))
+def summary_item(post: Post) -> Item:
+    """`post`'s entry with its summary and no text (the `content = "summary"` setting):
+    nothing is rendered, and no file is read again."""
+    return Item(post, "", summary_of(post))
 
 
-def _head_summary(post: Post, body: str) -> str:
-    # Every summary taken from a body comes from here, rendered whole or not, so that a
-    # post's summary is the same in the main feeds, the archive and either content mode.
-    return shorten(first_paragraph(body, SUMMARY_SOURCE_CHARS)) or post.title
+def summary_of(post: Post) -> str:
+    """The summary of `post` wherever it appears (main feeds, archive, either content
+    mode): its own, else the lead its parse took from the body (`Post.lead`), else its
+    title."""
+    return post.summary or post.lead or post.title
 
 
 def without_content(post: Post, summary: str, reason: str) -> Item:

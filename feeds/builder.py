@@ -37,9 +37,15 @@ log = logging.getLogger("feeds.builder")
 
 def main() -> int:
     stop = threading.Event()
+    signalled: list[int] = []
 
     def stopping(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        # A second signal runs this handler again, possibly while the first is inside
+        # stop.set() holding its lock, which would then wait on itself for ever: only
+        # the first signal touches the event.
+        if not signalled:
+            signalled.append(signum)
+            stop.set()
 
     signal.signal(signal.SIGTERM, stopping)
     signal.signal(signal.SIGINT, stopping)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from functools import partial
 
-from feeds.build import Build, BuildState, build, make_item, summary_item, without_content
+from feeds.build import Build, BuildState, build, make_item, summary_item, summary_of, without_content
 from feeds.config import Settings
 from feeds.errors import PostError, Problem
 from feeds.parsecache import Entry, ParseCache, post_from_record, post_record
@@ -232,7 +232,7 @@ class Pipeline:
         library that cannot cope) costs one post its content, never the whole build."""
         try:
             if self.settings.content == "summary":
-                return summary_item(post, partial(self._body, post))
+                return summary_item(post)
             return make_item(post, self._body(post), self.settings.max_render_bytes)
         except Exception as error:
             log.exception("unexpected error rendering %s", post.source)
@@ -241,9 +241,8 @@ class Pipeline:
 
     def _summary(self, post: Post) -> str:
         """The summary of an archived post, which is never rendered: the same as its item
-        would carry (`make_item`, `summary_item`), taken from what the parse kept, so no
-        file is read again."""
-        return post.summary or post.lead or post.title
+        would carry, taken from what the parse kept, so no file is read again."""
+        return summary_of(post)
 
     def run(self, now: dt.datetime, progress: Progress | None = None) -> Build:
         reading = self.read(progress)

@@ -130,6 +130,7 @@ class Supervisor:
         self._wake = threading.Event()
         self._deaths: collections.deque[float] = collections.deque()
         self._restart_at: float | None = None  # when a builder that exited starts again
+        self._signalled: set[int] = set()  # pids of the children sent a stopping signal
 
     def handle_signals(self) -> None:
         """Makes SIGTERM and SIGINT stop the service (call from the main thread)."""
@@ -137,15 +138,24 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.stop(signum)
+        # Only the first signal acts: a second one may run this handler while the first
+        # is inside _wake.set() holding its lock, which would then wait on itself.
+        if self.signalled is None:
+            self.stop(signum)
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
         """Passes `signum` on to both children; `run` then waits for them and returns 0."""
         self.signalled = signum
         for child in (self.server, self.builder):
-            if child is not None and child.poll() is None:
-                child.send_signal(signum)
+            self._signal(child, signum)
         self._wake.set()
+
+    def _signal(self, child: Child | None, signum: int) -> None:
+        """Sends `signum` to `child` once: a second SIGTERM can catch a process (the
+        builder, granian's master) inside the handler of the first and hang it."""
+        if child is not None and child.pid not in self._signalled and child.poll() is None:
+            self._signalled.add(child.pid)
+            child.send_signal(signum)
 
     def run(self) -> int:
         self.builder = self.spawn(self.builder_argv)
@@ -157,6 +167,7 @@ class Supervisor:
             status = self.server.poll()
             if status is not None:
                 log.error("the server exited with status %d; stopping the builder", status)
+                self.server.kill()  # its workers, which would go on answering without it
                 self._stop_children(signal.SIGTERM)
                 return status if status >= 0 else 128 - status
             died = self.builder.poll() if self._restart_at is None else None
@@ -196,8 +207,7 @@ class Supervisor:
     def _stop_children(self, signum: int) -> None:
         children = [child for child in (self.server, self.builder) if child is not None]
         for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
+            self._signal(child, signum)
         deadline = self.clock() + self.stop_timeout
         for child in children:
             try:

@@ -245,6 +245,26 @@ def test_everything_a_killed_supervisor_started_stops(running: Server) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def test_a_server_that_dies_takes_its_workers_and_the_service_down(running: Server) -> None:
+    """With its master killed, granian's workers went on answering without a builder,
+    and gunicorn's held the port against the next start."""
+    builder = running.builder_pid()
+    server = next(
+        pid for pid in running.children() if parent_of(pid) == running.process.pid and pid != builder
+    )
+    everything = descendants(running.process.pid)
+    os.kill(server, signal.SIGKILL)
+    assert running.process.wait(30) != 0
+    deadline = time.monotonic() + 20
+    while alive(everything) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert alive(everything) == set()
+    finally:
+        for pid in alive(everything):
+            os.kill(pid, signal.SIGKILL)
+
+
 PARSING_PROCESS_CHECK = """
 import signal, sys
 from pathlib import Path

@@ -164,3 +164,22 @@ def test_a_builder_that_exited_starts_again_after_a_pause_that_doubles() -> None
     assert len(pauses) == 4
     for pause, least in zip(pauses, (0.5, 1.0, 2.0, 4.0), strict=True):
         assert least <= pause < least + 0.2, pauses
+
+
+def test_each_child_gets_the_stopping_signal_once() -> None:
+    """A second SIGTERM can reach a process inside its handler of the first one and
+    hang it there (granian's master and the builder both did), so the supervisor sends
+    it once, however it comes to stop them."""
+    server, builder = FakeChild(1, ignores_signals=True), FakeChild(2, ignores_signals=True)
+    running = supervisor(Spawner([server], [builder], FakeChild(99)), RestartPolicy(), Clock(step=1))
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(running.run()))
+    thread.start()
+    while running.builder is None or running.server is None:
+        pass
+    running._on_signal(signal.SIGTERM, None)
+    running._on_signal(signal.SIGTERM, None)  # the platform's second notice
+    thread.join(10)
+    assert result == [0]
+    assert server.signals == builder.signals == [signal.SIGTERM]
+    assert server.killed and builder.killed  # they ignored it: killed after the timeout
