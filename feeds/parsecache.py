@@ -53,7 +53,8 @@ from feeds.scan import SourceFile
 log = logging.getLogger("feeds.parsecache")
 
 CACHE_FILE = "parse-cache"
-FORMAT = 1  # raise it whenever what a record holds, or how, changes
+FORMAT = 2  # raise it whenever what a record holds, or how, changes
+CHECKSUM_BYTES = 16  # a BLAKE2b digest of the pickle, in front of it
 # The modules whose code decides what a parse gives, and the libraries they parse with.
 _PARSING_MODULES = ("posts", "dates", "yamlsubset", "text", "markdown", "config", "parsecache")
 _PARSING_LIBRARIES = ("PyYAML", "python-frontmatter", "markdown-it-py", "mdit-py-plugins")
@@ -182,6 +183,20 @@ def for_build(settings: Settings) -> ParseCache | None:
     return ParseCache(store.root, settings)
 
 
+def seal(payload: bytes) -> bytes:
+    """`payload` with its checksum in front: a cache changed by a byte (a bad disk, a
+    hand edit) is then refused whole, not trusted with one wrong title."""
+    return hashlib.blake2b(payload, digest_size=CHECKSUM_BYTES).digest() + payload
+
+
+def unseal(data: bytes) -> bytes:
+    """The payload of `seal(payload)`; ValueError when the checksum does not match."""
+    checksum, payload = data[:CHECKSUM_BYTES], data[CHECKSUM_BYTES:]
+    if hashlib.blake2b(payload, digest_size=CHECKSUM_BYTES).digest() != checksum:
+        raise ValueError("its checksum does not match its contents")
+    return payload
+
+
 class _PlainUnpickler(pickle.Unpickler):
     """Unpickles plain values only: no class, function or other global is ever looked up."""
 
@@ -212,7 +227,7 @@ class ParseCache:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            header, records = _PlainUnpickler(io.BytesIO(data)).load()
+            header, records = _PlainUnpickler(io.BytesIO(unseal(data))).load()
             if header != self.header:
                 log.info("parse cache %s is for other settings or code; it will be written anew", self.path)
                 return {}
@@ -239,7 +254,7 @@ class ParseCache:
         pickler.fast = True
         pickler.dump((self.header, records))
         try:
-            write_atomically(self.path, buffer.getvalue())
+            write_atomically(self.path, seal(buffer.getvalue()))
         except OSError as error:
             log.warning("parse cache %s not written: %s", self.path, error.strerror or error)
 

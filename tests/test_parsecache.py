@@ -17,7 +17,7 @@ import feeds.pipeline
 from feeds.build import Build
 from feeds.cli import main
 from feeds.config import Settings
-from feeds.parsecache import CACHE_FILE, ParseCache, post_from_record, post_record
+from feeds.parsecache import CACHE_FILE, ParseCache, post_from_record, post_record, seal, unseal
 from feeds.pipeline import Pipeline
 from feeds.posts import parse_post
 from feeds.published import PublishedStore
@@ -140,22 +140,29 @@ def test_feeds_build_twice_with_one_state_dir_parses_once(
 
 
 def damage_cases(data: bytes, settings: Settings) -> dict[str, bytes]:
-    header, records = pickle.loads(data)  # the test's own file
+    payload = unseal(data)
+    header, records = pickle.loads(payload)  # the test's own file
+    middle = len(data) // 2
     cases = {
         "random bytes": os.urandom(len(data)),
         "empty": b"",
         "not a pickle": b"hello, world\n" * 50,
-        "records of another shape": pickle.dumps((header, [(r[0], r[1]) for r in records])),
-        "a post record of another shape": pickle.dumps((header, [(*r[:6], r[6][:-2]) for r in records])),
-        "an older format": pickle.dumps(((0, *header[1:]), records)),
-        "other code": pickle.dumps(((header[0], "0" * 32, header[2]), records)),
-        "other settings": pickle.dumps(
-            (ParseCache(Path(settings.state_dir), _other(settings)).header, records)
+        "one byte changed": data[:middle] + bytes([data[middle] ^ 0x20]) + data[middle + 1 :],
+        "sealed, not a pickle": seal(b"hello, world\n" * 50),
+        "records of another shape": seal(pickle.dumps((header, [(r[0], r[1]) for r in records]))),
+        "a post record of another shape": seal(
+            pickle.dumps((header, [(*r[:6], r[6][:-2]) for r in records]))
         ),
-        "a global in it": pickle.dumps((header, [os.getcwd])),
+        "an older format": seal(pickle.dumps(((0, *header[1:]), records))),
+        "other code": seal(pickle.dumps(((header[0], "0" * 32, header[2]), records))),
+        "other settings": seal(
+            pickle.dumps((ParseCache(Path(settings.state_dir), _other(settings)).header, records))
+        ),
+        "a global in it": seal(pickle.dumps((header, [os.getcwd]))),
     }
-    for cut in (1, 2, 10, len(data) // 3, len(data) // 2, len(data) - 10, len(data) - 1):
-        cases[f"truncated at {cut}"] = data[:cut]
+    for whole, name, seal_it in ((data, "truncated", False), (payload, "sealed, truncated", True)):
+        for cut in (1, 2, 10, len(whole) // 3, len(whole) // 2, len(whole) - 10, len(whole) - 1):
+            cases[f"{name} at {cut}"] = seal(whole[:cut]) if seal_it else whole[:cut]
     return cases
 
 
@@ -276,7 +283,7 @@ def test_a_record_gives_back_the_very_post(settings: Settings, date: str) -> Non
 def test_nothing_in_the_cache_can_name_a_global(tmp_path: Path, settings: Settings) -> None:
     cache = ParseCache(tmp_path, settings)
     target = tmp_path / "made-by-the-cache"
-    cache.path.write_bytes(pickle.dumps((cache.header, [_Crafted(str(target))])))
+    cache.path.write_bytes(seal(pickle.dumps((cache.header, [_Crafted(str(target))]))))
     assert cache.load() == {}
     assert not target.exists()
 
