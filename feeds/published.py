@@ -25,6 +25,7 @@ import contextlib
 import datetime as dt
 import errno
 import functools
+import gzip
 import hashlib
 import json
 import logging
@@ -33,6 +34,7 @@ import re
 import shutil
 import stat
 import tempfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,11 +264,21 @@ class PublishedStore:
         return name
 
     def restore(self, blobs: Mapping[str, bytes]) -> None:
-        """Stores whichever of `blobs` (by digest) is missing or cut short: what the
-        manifest in service names, checked once by a publisher that has just started,
-        since a crash of the machine may have lost data that never reached the disk."""
+        """Stores whichever of `blobs` (by digest) is missing, cut short or damaged: what
+        the manifest in service names, checked byte for byte once by a publisher that has
+        just started, since a crash of the machine may have lost data that never reached
+        the disk."""
         for digest, body in blobs.items():
+            if not self._holds(digest, body):
+                self._remove_blobs([digest])
             self._store_blob(digest, body)
+
+    def _holds(self, digest: str, body: bytes) -> bool:
+        """Whether the blob `digest` and its twin are there and are `body`, byte for byte."""
+        try:
+            return self.read_blob(digest) == body and gzip.decompress(self.read_blob(digest, True)) == body
+        except (OSError, EOFError, zlib.error, UnsafeStateError):
+            return False
 
     def read_manifest(self, name: str) -> dict[str, Any]:
         """A generation's manifest; raises FileNotFoundError if it was pruned, and

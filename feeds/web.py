@@ -8,15 +8,17 @@ builder process (`feeds.builder`) publishes, and imports none of the build code.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import logging
 import threading
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response
 
-from feeds.caching import Representation, answer
+from feeds.caching import Representation, answer, content_digest
 from feeds.config import Settings, image_origin, load_settings
 from feeds.lease import LEASE_FILE, is_held
 from feeds.metrics import Metrics, for_process
@@ -142,13 +144,20 @@ class Snapshots:
                     if name != self._name and self._moves_forward(name):
                         self._switch(name)
                     return self._representation(path)
-                except FileNotFoundError:
+                except FileNotFoundError as error:
                     # The manifest pruned or a blob collected under us: a newer one is current.
+                    missing = error
                     name = self.store.current_name()
                 except UnsafeStateError as error:
                     # Never served: the request fails (500), and the log says why.
                     log.error("refusing to serve %s: %s", path, error)
                     raise
+            if name is not None and name == self._name:
+                # Still the generation in service: a file it names is gone (deleted by
+                # hand, a disk lost it), which no retry mends; say so rather than answer
+                # as if nothing were built yet.
+                log.error("cannot serve %s: generation %s lacks a file (%s)", path, name, missing)
+                raise UnsafeStateError(f"generation {name} lacks a file it names: {missing}")
             return None
 
     def _moves_forward(self, name: str | None) -> bool:
@@ -225,7 +234,9 @@ class Snapshots:
         last_modified = about.get("last_modified")
         digest = about["digest"]
         if digest not in self._blobs:
-            self._blobs[digest] = (self.store.read_blob(digest), self.store.read_blob(digest, gzipped=True))
+            self._blobs[digest] = _checked(
+                digest, self.store.read_blob(digest), self.store.read_blob(digest, gzipped=True)
+            )
         body, gzip_body = self._blobs[digest]
         return Representation.of(
             body,
@@ -239,6 +250,19 @@ class Snapshots:
             stale_if_error=self.stale_if_error,
             digest=digest,
         )
+
+
+def _checked(digest: str, body: bytes, gzip_body: bytes) -> tuple[bytes, bytes]:
+    """A blob and its twin as read, once they are known to be the bytes `digest` names
+    (its ETag): a blob damaged on disk, even keeping its size, is never served. Checked
+    at a worker's first read of each blob only, some 0.2 ms for a 100 KB feed."""
+    try:
+        whole = content_digest(body) == digest and gzip.decompress(gzip_body) == body
+    except (OSError, EOFError, zlib.error):
+        whole = False
+    if not whole:
+        raise UnsafeStateError(f"blob {digest}: its bytes are not those of its digest (damaged)")
+    return body, gzip_body
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -231,6 +231,41 @@ def test_collection_removes_a_blob_before_its_twin(
     )
 
 
+def test_a_damaged_blob_is_never_served_and_a_restart_mends_it(
+    site_settings: Settings, write_post: WritePost, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A byte changed on disk keeps the blob's size: served, it went out under the ETag
+    of other bytes. A worker checks each blob it reads; a builder that starts checks
+    those in service byte for byte and writes them again."""
+    assert new_watcher(site_settings).poll() is True
+    store = PublishedStore(default_state_dir(site_settings))
+    rss = digests(store)["rss.xml"]
+    good = store.read_blob(rss)
+    blob = store.blobs / rss[:2] / rss
+    blob.write_bytes(good.replace(b"<rss", b"<RSS", 1))
+    # The error reaches the server, which answers 500 (test_state_dir shows it for real).
+    with caplog.at_level(logging.ERROR, logger="feeds.web"), pytest.raises(feeds.published.UnsafeStateError):
+        create_app(site_settings).test_client().get("/rss.xml")
+    assert "not those of its digest" in caplog.text
+    assert new_watcher(site_settings).poll() is False  # the same bytes: nothing published
+    mended = create_app(site_settings).test_client().get("/rss.xml")
+    assert (mended.status_code, mended.data, mended.headers["ETag"]) == (200, good, f'"{rss}"')
+
+
+def test_a_blob_gone_from_the_generation_in_service_is_an_error_not_a_site_being_built(
+    site_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleted by hand or lost by the disk: answering 503 "the first build has not
+    finished" would hide it; it fails with a log line naming the generation."""
+    assert new_watcher(site_settings).poll() is True
+    store = PublishedStore(default_state_dir(site_settings))
+    rss = digests(store)["rss.xml"]
+    (store.blobs / rss[:2] / rss).unlink()
+    with caplog.at_level(logging.ERROR, logger="feeds.web"), pytest.raises(feeds.published.UnsafeStateError):
+        create_app(site_settings).test_client().get("/rss.xml")
+    assert f"generation {store.current_name()} lacks a file" in caplog.text
+
+
 # --- collection ------------------------------------------------------------------------------------
 
 
