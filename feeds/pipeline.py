@@ -192,6 +192,10 @@ class Pipeline:
             documents[path] = (inputs, body)
             return body
 
+        def fresh(key: tuple[str, Hashable]) -> bool:
+            known = self._documents.get(key[0])
+            return known is None or known[0] != key[1]
+
         while True:
             self._sources, self._unread = reading.files, set()
             posts, problems, files_read = reading.posts, reading.problems, reading.files_read
@@ -208,6 +212,7 @@ class Pipeline:
                 self.pages,
                 site_only=site_only,
                 state=state,
+                fresh=fresh,
             )
             if not self._unread:
                 break
