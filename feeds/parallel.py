@@ -11,6 +11,7 @@ one, when their results are asked for.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import threading
@@ -24,6 +25,14 @@ MIN_JOBS = 24
 # The makers of the batch being run: set before the pool forks, so that each process
 # finds them by index; closures cannot be pickled, and need not be.
 _jobs: Sequence[Callable[[], bytes]] = ()
+
+
+def forked_pool(workers: int) -> Pool:
+    """A pool of `workers` processes forked from this one, without a garbage collector:
+    each lives for one batch, whose few cycles (feedgen's entries) die with it, and
+    each full collection walked everything it inherited and made besides (without it,
+    8% less CPU time in the children of a cold build at 10,000 posts)."""
+    return multiprocessing.get_context("fork").Pool(workers, initializer=gc.disable)
 
 
 def _make(index: int) -> bytes:
@@ -45,7 +54,7 @@ class Batch:
             return
         _jobs = makers
         try:
-            self._pool = multiprocessing.get_context("fork").Pool(workers)
+            self._pool = forked_pool(workers)
         finally:
             _jobs = ()  # the children have their copy; the parent must not keep the closures
         # Small chunks keep both processes busy to the end: the pages differ in size.

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import multiprocessing
 import os
 import threading
 import time
@@ -27,6 +26,7 @@ from functools import partial
 from feeds.build import Build, BuildState, build, make_item, summary_item, without_content
 from feeds.config import Settings
 from feeds.errors import PostError, Problem
+from feeds.parallel import forked_pool
 from feeds.parsecache import Entry, ParseCache, post_from_record, post_record
 from feeds.posts import Post, file_digest, parse_post, post_body
 from feeds.scan import FileChanging, SourceFile, read_source, scan
@@ -389,7 +389,7 @@ def read_posts(
         return results
     chunks = [files[start : start + CHUNK_FILES] for start in range(0, len(files), CHUNK_FILES)]
     results = []
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with forked_pool(workers) as pool:
         for chunk_results in pool.imap(partial(_read_chunk, settings), chunks):
             results.extend(post_from_record(r) if isinstance(r, tuple) else r for r in chunk_results)
             if progress:

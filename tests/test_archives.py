@@ -4,6 +4,7 @@ complete archive page keeps its bytes."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 from pathlib import Path
@@ -260,3 +261,9 @@ def test_a_cold_build_makes_the_archive_pages_in_forked_processes_with_the_same_
     assert {int(path.name) for path in makers.iterdir()} - {os.getpid()}, "no archive page made elsewhere"
     monkeypatch.setattr(feeds.parallel, "MIN_JOBS", 10**9)  # the same build, all in this process
     assert bodies(Pipeline(settings).build(Pipeline(settings).read(), NOW)) == built
+
+
+def test_the_processes_that_make_documents_collect_no_garbage() -> None:
+    with feeds.parallel.forked_pool(2) as pool:
+        assert pool.apply(gc.isenabled) is False
+    assert gc.isenabled()
