@@ -20,6 +20,7 @@ from feeds.feedpage import PAGE_FILE, feed_page
 from feeds.jsonfeed import json_feed
 from feeds.markdown import render
 from feeds.opml import OPML_PATH, opml
+from feeds.parallel import Batch
 from feeds.posts import Author, Post
 from feeds.select import select
 from feeds.taxonomy import HEADINGS, SECTIONS, Term, TermGroups, group_sections
@@ -48,6 +49,10 @@ Memo = Callable[[tuple[str, Hashable], Callable[[], bytes]], bytes]
 
 def no_memo(key: tuple[str, Hashable], make: Callable[[], bytes]) -> bytes:
     return make()
+
+
+def always_fresh(key: tuple[str, Hashable]) -> bool:
+    return True
 
 
 class BuildState:
@@ -196,6 +201,7 @@ def build(
     pages: bool = False,
     site_only: bool = False,
     state: BuildState | None = None,
+    fresh: Callable[[tuple[str, Hashable]], bool] = always_fresh,
 ) -> Build:
     """Builds every document; `itemize` makes the item of a post that reaches a feed
     (reading its body, or reusing an item rendered before), `summarize` gives the
@@ -207,7 +213,9 @@ def build(
     `site_only`, only the site's own feeds, their page and feed.xsl: what a cold start
     publishes first, before the rest (the archive, sections, terms and the OPML list).
     `state` is what an earlier build left for this one (see `BuildState`; a fresh one
-    when None): it changes the cost of the build, never its bytes."""
+    when None): it changes the cost of the build, never its bytes. `fresh(key)` says
+    whether `memo` would make the document of `key` anew: the archive pages it names are
+    made in a `parallel.Batch`, meanwhile."""
     state = state or BuildState()
     entries = state.entries
     selection = select(posts, now)
@@ -250,23 +258,30 @@ def build(
             problems=tuple(sorted([*problems, *selection.duplicates, *item_problems])),
             next_release=selection.next_release,
         )
-    sections, refused = group_sections(selection.posts)
-    for section in sections:
-        section_items = tuple(noted(post) for post in section.posts[:limit])
-        outputs.extend(_feeds(settings, section, section_items, memo, entries))
-        if pages:
-            outputs.append(_page(settings, section, section_items, memo))
-    kept, term_outputs, cuts = _term_feeds(
-        settings, state.terms.group(selection.posts), noted, memo, pages, entries
-    )
-    outputs.extend(term_outputs)
-    terms = tuple(sorted((*sections, *kept), key=lambda term: (term.kind, term.key)))
-    listed = tuple((term.kind, term.key, term.name) for term in terms)
-    outputs.append(Output(OPML_PATH, memo((OPML_PATH, listed), partial(feed_list, settings, terms))))
-    for number, archived in enumerate(archive, 1):
-        outputs.extend(
-            _archive_outputs(settings, number, len(archive), archived, summarize, memo, pages, entries)
+    documents = [
+        document
+        for number, page in enumerate(archive, 1)
+        for document in _archive_documents(settings, number, len(archive), page, summarize, pages, entries)
+    ]
+    to_make = [document for document in documents if fresh((document.path, document.inputs))]
+    with Batch([document.make for document in to_make]) as batch:
+        sections, refused = group_sections(selection.posts)
+        for section in sections:
+            section_items = tuple(noted(post) for post in section.posts[:limit])
+            outputs.extend(_feeds(settings, section, section_items, memo, entries))
+            if pages:
+                outputs.append(_page(settings, section, section_items, memo))
+        kept, term_outputs, cuts = _term_feeds(
+            settings, state.terms.group(selection.posts), noted, memo, pages, entries
         )
+        outputs.extend(term_outputs)
+        terms = tuple(sorted((*sections, *kept), key=lambda term: (term.kind, term.key)))
+        listed = tuple((term.kind, term.key, term.name) for term in terms)
+        outputs.append(Output(OPML_PATH, memo((OPML_PATH, listed), partial(feed_list, settings, terms))))
+        made = dict(zip((document.path for document in to_make), batch.results(), strict=True))
+    for document in documents:
+        body = memo((document.path, document.inputs), partial(_made, made, document))
+        outputs.append(Output(document.path, body, document.max_age))
     return Build(
         documents=site,
         outputs=tuple(outputs),
@@ -404,16 +419,30 @@ def archive_pages(posts: Sequence[Post], size: int) -> list[tuple[Post, ...]]:
     return [tuple(oldest_first[n * size : (n + 1) * size]) for n in range(complete)]
 
 
-def _archive_outputs(
+@dataclass(frozen=True)
+class _Document:
+    """One archive document yet to be made: where it goes, what it is made from (its
+    memo inputs), how to make it and how long it may be cached."""
+
+    path: str
+    inputs: Hashable
+    make: Callable[[], bytes]
+    max_age: int | None
+
+
+def _made(made: dict[str, bytes], document: _Document) -> bytes:
+    return made[document.path] if document.path in made else document.make()
+
+
+def _archive_documents(
     settings: Settings,
     number: int,
     count: int,
     page: tuple[Post, ...],
     summarize: Callable[[Post], str],
-    memo: Memo,
     pages: bool,
     entries: Entries,
-) -> list[Output]:
+) -> list[_Document]:
     # Archive entries carry their summaries, not their whole text, and are never
     # rendered: rendering the whole history of a large site at every cold build would
     # cost seconds, and minutes with a few pathological bodies. The summaries are asked
@@ -427,7 +456,7 @@ def _archive_outputs(
     )
     max_age = ARCHIVE_MAX_AGE if number < count else None
     inputs = (page, number < count)  # the page's posts, and whether a next page is linked
-    outputs = []
+    documents = []
     for kind, write in (("rss", rss), ("atom", atom)):
         links = [("current", settings.url(FEED_FILES[kind]))]
         if number > 1:
@@ -436,14 +465,13 @@ def _archive_outputs(
             links.append(("next-archive", _archive_url(settings, number + 1, kind)))
         paging = Paging(links=tuple(links), archive=True)
         path = f"archive/{number}/{FEED_FILES[kind]}"
-        body = memo((path, inputs), partial(_archive_feed, write, channel, items, paging, entries))
-        outputs.append(Output(path, body, max_age))
+        make = partial(_archive_feed, write, channel, items, paging, entries)
+        documents.append(_Document(path, inputs, make, max_age))
     if pages:
         current = site_channel(settings)
         path = f"archive/{number}/{PAGE_FILE}"
-        body = memo((path, inputs), lambda: feed_page(channel, items(), current))
-        outputs.append(Output(path, body, max_age))
-    return outputs
+        documents.append(_Document(path, inputs, lambda: feed_page(channel, items(), current), max_age))
+    return documents
 
 
 def _archive_feed(

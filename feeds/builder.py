@@ -57,11 +57,17 @@ def main() -> int:
         return EXIT_CONFIG
     logs.configure(log_format=settings.log_format)
     log.info("builder started (pid %d) for %s", os.getpid(), service.store.root)
-    if service.store.current_name() is None:
+    empty = service.store.current_name() is None
+    if empty:
         # Nothing is published, so the workers have nothing to answer but 503: the
         # first build yields to nobody.
         service.tick()
     os.nice(NICENESS)
+    if not empty:
+        # The first build over a kept state dir is a whole one too: it runs while this
+        # process has a single thread, so that it makes its archive pages in forked
+        # processes (`feeds.parallel`), which also keeps their entries out of this one.
+        service.tick()
     supervisor = os.environ.get(SUPERVISOR_ENV)
     if supervisor:
         watch = threading.Thread(target=_stop_when_orphaned, args=(int(supervisor), stop), daemon=True)

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import multiprocessing
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -28,6 +26,7 @@ from functools import partial
 from feeds.build import Build, BuildState, build, make_item, summary_item, summary_of, without_content
 from feeds.config import Settings
 from feeds.errors import PostError, Problem
+from feeds.parallel import forked_pool
 from feeds.parsecache import Entry, ParseCache, post_from_record, post_record
 from feeds.posts import Post, file_digest, parse_post, post_body
 from feeds.scan import FileChanging, SourceFile, read_source, scan
@@ -193,6 +192,10 @@ class Pipeline:
             documents[path] = (inputs, body)
             return body
 
+        def fresh(key: tuple[str, Hashable]) -> bool:
+            known = self._documents.get(key[0])
+            return known is None or known[0] != key[1]
+
         while True:
             self._sources, self._unread = reading.files, set()
             posts, problems, files_read = reading.posts, reading.problems, reading.files_read
@@ -209,6 +212,7 @@ class Pipeline:
                 self.pages,
                 site_only=site_only,
                 state=state,
+                fresh=fresh,
             )
             if not self._unread:
                 break
@@ -384,20 +388,12 @@ def read_posts(
         return results
     chunks = [files[start : start + CHUNK_FILES] for start in range(0, len(files), CHUNK_FILES)]
     results = []
-    with multiprocessing.get_context("fork").Pool(workers, initializer=_default_signals) as pool:
+    with forked_pool(workers) as pool:
         for chunk_results in pool.imap(partial(_read_chunk, settings), chunks):
             results.extend(post_from_record(r) if isinstance(r, tuple) else r for r in chunk_results)
             if progress:
                 progress(len(results), len(files))
     return results
-
-
-def _default_signals() -> None:
-    """A parsing process must die of the SIGTERM that ends the pool: forked from the
-    builder, it would otherwise keep the builder's handler, which only notes the signal,
-    and the builder would wait for it for ever."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _read_chunk(

@@ -4,13 +4,16 @@ complete archive page keeps its bytes."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import feeds.build
+import feeds.parallel
 from feeds.build import ARCHIVE_MAX_AGE, Build
 from feeds.markdown import Rendered
 from feeds.pipeline import Pipeline
@@ -235,3 +238,32 @@ def test_archived_posts_are_summarized_not_rendered(
     everything = Pipeline(make_settings(item_limit=40)).run(NOW)
     rendered = {item.post.title: item.summary for item in everything.items}
     assert all(summaries[title] == rendered[title] for title in rendered)
+
+
+def test_a_cold_build_makes_the_archive_pages_in_forked_processes_with_the_same_bytes(
+    make_settings: MakeSettings, write_post: WritePost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each archive document notes the process that made it; the children inherit the
+    # patch, since they are forked. 31 pages of 2 posts: 62 documents, over MIN_JOBS.
+    write_posts(write_post, 0, 62)
+    settings = make_settings(item_limit=2)
+    makers = tmp_path / "makers"
+    makers.mkdir()
+    original = feeds.build._archive_feed
+
+    def noted(*args: Any) -> bytes:
+        (makers / str(os.getpid())).touch()
+        return original(*args)
+
+    monkeypatch.setattr(feeds.build, "_archive_feed", noted)
+    built = bodies(Pipeline(settings).build(Pipeline(settings).read(), NOW))
+    assert sum(path.startswith("archive/") for path in built) == 62
+    assert {int(path.name) for path in makers.iterdir()} - {os.getpid()}, "no archive page made elsewhere"
+    monkeypatch.setattr(feeds.parallel, "MIN_JOBS", 10**9)  # the same build, all in this process
+    assert bodies(Pipeline(settings).build(Pipeline(settings).read(), NOW)) == built
+
+
+def test_the_processes_that_make_documents_collect_no_garbage() -> None:
+    with feeds.parallel.forked_pool(2) as pool:
+        assert pool.apply(gc.isenabled) is False
+    assert gc.isenabled()

@@ -9,15 +9,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from feeds import builder
 from feeds.config import Settings
 from feeds.published import PublishedStore
-from feeds.watcher import Watcher
+from feeds.supervisor import SUPERVISOR_ENV
+from feeds.watcher import Watcher, WatcherService
 
 from conftest import WritePost, no_wait, post_text
 from server import Server, descendants, free_port, parent_of, processes, service_env
@@ -307,3 +310,22 @@ def test_parsing_processes_die_of_the_signal_that_ends_their_pool(tmp_path: Path
     )
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert shown.stdout.strip() == str(count)
+
+
+def test_the_first_build_over_a_kept_state_dir_runs_before_any_other_thread(
+    service_settings: Settings, write_post: WritePost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A kept state dir: something is published already. The builder's first build must
+    # still run while the process has one thread, so that it may fork (feeds.parallel).
+    write_post("a.txt", post_text(title="A"))
+    Watcher(service_settings, PublishedStore(Path(service_settings.state_dir)), sleep=no_wait).poll()
+    monkeypatch.setenv("FEEDS_STATE_DIR", str(service_settings.state_dir))
+    monkeypatch.setenv("FEEDS_CONTENT_DIR", str(service_settings.content_dir))
+    monkeypatch.setenv(SUPERVISOR_ENV, str(os.getpid()))  # so that the orphan watch starts
+    monkeypatch.setattr(builder.os, "nice", lambda increment: 0)  # not the test process
+    ticks: list[int] = []  # the threads of this process at each tick
+    monkeypatch.setattr(WatcherService, "tick", lambda self: ticks.append(threading.active_count()))
+    monkeypatch.setattr(WatcherService, "run", lambda self, stop: stop.set())
+    alone = threading.active_count()
+    assert builder.main() == 0
+    assert ticks == [alone]
