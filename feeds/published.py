@@ -48,8 +48,8 @@ from feeds.files import write_atomically
 
 log = logging.getLogger("feeds.published")
 
-# Manifests kept besides the current one's successors: a worker that still holds an
-# older one finds its blobs gone and moves to the current manifest.
+# The newest manifests kept, the current one among them, with every blob they name: a
+# worker that still holds an older one finds its blobs gone and moves to the current.
 KEEP_GENERATIONS = 3
 MANIFESTS = "manifests"
 BLOBS = "blobs"
