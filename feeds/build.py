@@ -17,7 +17,7 @@ from importlib import resources
 from feeds.config import Settings
 from feeds.errors import Problem
 from feeds.feedpage import PAGE_FILE, feed_page
-from feeds.jsonfeed import json_feed
+from feeds.jsonfeed import Fragments, json_feed
 from feeds.markdown import first_paragraph, render
 from feeds.opml import OPML_PATH, opml
 from feeds.posts import Author, Post
@@ -52,16 +52,20 @@ def no_memo(key: tuple[str, Hashable], make: Callable[[], bytes]) -> bytes:
 
 class BuildState:
     """What a build leaves for the next one: every item's RSS and Atom entry, written
-    once (`Entries`), and the tags, categories and authors as last grouped
-    (`TermGroups`). A build changes the state it is given; `carried()` is the state to
-    give the next build, so that a build that is abandoned leaves the last one as it was."""
+    once (`Entries`), its JSON Feed text, encoded once (`Fragments`), and the tags,
+    categories and authors as last grouped (`TermGroups`). A build changes the state it
+    is given; `carried()` is the state to give the next build, so that a build that is
+    abandoned leaves the last one as it was."""
 
-    def __init__(self, entries: Entries | None = None, terms: TermGroups | None = None) -> None:
+    def __init__(
+        self, entries: Entries | None = None, terms: TermGroups | None = None, json: Fragments | None = None
+    ) -> None:
         self.entries = entries or Entries()
         self.terms = terms or TermGroups()
+        self.json = json or Fragments()
 
     def carried(self) -> BuildState:
-        return BuildState(self.entries.carried(), self.terms.carried())
+        return BuildState(self.entries.carried(), self.terms.carried(), self.json.carried())
 
 
 @dataclass(frozen=True)
@@ -233,7 +237,7 @@ def build(
             ("atom.xml", inputs),
             lambda: atom(channel, items, _latest_archive(settings, len(archive), "atom"), entries),
         ),
-        json=memo(("feed.json", items), partial(json_feed, channel, items)),
+        json=memo(("feed.json", items), partial(json_feed, channel, items, state.json)),
     )
     outputs = [Output(FEED_FILES[kind], getattr(site, kind)) for kind in FEED_FILES]
     if pages:
@@ -254,11 +258,11 @@ def build(
     sections, refused = group_sections(selection.posts)
     for section in sections:
         section_items = tuple(noted(post) for post in section.posts[:limit])
-        outputs.extend(_feeds(settings, section, section_items, memo, entries))
+        outputs.extend(_feeds(settings, section, section_items, memo, state))
         if pages:
             outputs.append(_page(settings, section, section_items, memo))
     kept, term_outputs, cuts = _term_feeds(
-        settings, state.terms.group(selection.posts), noted, memo, pages, entries
+        settings, state.terms.group(selection.posts), noted, memo, pages, state
     )
     outputs.extend(term_outputs)
     terms = tuple(sorted((*sections, *kept), key=lambda term: (term.kind, term.key)))
@@ -295,14 +299,14 @@ def feed_list(settings: Settings, terms: Sequence[Term]) -> bytes:
 
 
 def _feeds(
-    settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo, entries: Entries
+    settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo, state: BuildState
 ) -> list[Output]:
     """The three feeds of a section, tag, category or author, listing `items`."""
     channel = term_channel(settings, term)
     writers: tuple[tuple[str, Callable[[], bytes]], ...] = (
-        ("rss", partial(rss, channel, items, NO_PAGING, entries)),
-        ("atom", partial(atom, channel, items, NO_PAGING, entries)),
-        ("json", partial(json_feed, channel, items)),
+        ("rss", partial(rss, channel, items, NO_PAGING, state.entries)),
+        ("atom", partial(atom, channel, items, NO_PAGING, state.entries)),
+        ("json", partial(json_feed, channel, items, state.json)),
     )
     return [
         Output(path, memo((path, (term.name, items)), write))
@@ -323,7 +327,7 @@ def _term_feeds(
     itemize: Callable[[Post], Item],
     memo: Memo,
     pages: bool,
-    entries: Entries,
+    state: BuildState,
 ) -> tuple[tuple[Term, ...], list[Output], tuple[str, ...]]:
     """The feeds of the tags, categories and authors that fit the budgets, the terms
     they serve (by kind and key) and what was cut. Every post may name 100 terms and 20
@@ -348,7 +352,7 @@ def _term_feeds(
             _term_item(post, itemize, settings.max_term_entry_bytes, bounded, shortened)
             for post in term.posts[:limit]
         )
-        term_outputs = _feeds(settings, term, items, memo, entries)
+        term_outputs = _feeds(settings, term, items, memo, state)
         size = sum(len(output.body) for output in term_outputs)
         if total + size > settings.max_term_bytes:
             over = f"max_term_bytes ({settings.max_term_bytes})"
