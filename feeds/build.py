@@ -16,7 +16,7 @@ from importlib import resources
 
 from feeds.config import Settings
 from feeds.errors import Problem
-from feeds.feedpage import PAGE_FILE, feed_page
+from feeds.feedpage import PAGE_FILE, Snippets, feed_page
 from feeds.jsonfeed import Fragments, json_feed
 from feeds.markdown import first_paragraph, render
 from feeds.opml import OPML_PATH, opml
@@ -52,20 +52,27 @@ def no_memo(key: tuple[str, Hashable], make: Callable[[], bytes]) -> bytes:
 
 class BuildState:
     """What a build leaves for the next one: every item's RSS and Atom entry, written
-    once (`Entries`), its JSON Feed text, encoded once (`Fragments`), and the tags,
-    categories and authors as last grouped (`TermGroups`). A build changes the state it
-    is given; `carried()` is the state to give the next build, so that a build that is
-    abandoned leaves the last one as it was."""
+    once (`Entries`), its JSON Feed text, encoded once (`Fragments`), its line of a
+    feed's page (`Snippets`), and the tags, categories and authors as last grouped
+    (`TermGroups`). A build changes the state it is given; `carried()` is the state to
+    give the next build, so that a build that is abandoned leaves the last one as it was."""
 
     def __init__(
-        self, entries: Entries | None = None, terms: TermGroups | None = None, json: Fragments | None = None
+        self,
+        entries: Entries | None = None,
+        terms: TermGroups | None = None,
+        json: Fragments | None = None,
+        pages: Snippets | None = None,
     ) -> None:
         self.entries = entries or Entries()
         self.terms = terms or TermGroups()
         self.json = json or Fragments()
+        self.pages = pages or Snippets()
 
     def carried(self) -> BuildState:
-        return BuildState(self.entries.carried(), self.terms.carried(), self.json.carried())
+        return BuildState(
+            self.entries.carried(), self.terms.carried(), self.json.carried(), self.pages.carried()
+        )
 
 
 @dataclass(frozen=True)
@@ -241,7 +248,8 @@ def build(
     )
     outputs = [Output(FEED_FILES[kind], getattr(site, kind)) for kind in FEED_FILES]
     if pages:
-        outputs.append(Output(PAGE_FILE, memo((PAGE_FILE, items), partial(feed_page, channel, items))))
+        page = partial(feed_page, channel, items, None, state.pages)
+        outputs.append(Output(PAGE_FILE, memo((PAGE_FILE, items), page)))
     outputs.append(Output(STYLESHEET_PATH.lstrip("/"), memo((STYLESHEET_PATH.lstrip("/"), ()), stylesheet)))
     if site_only:
         return Build(
@@ -260,7 +268,7 @@ def build(
         section_items = tuple(noted(post) for post in section.posts[:limit])
         outputs.extend(_feeds(settings, section, section_items, memo, state))
         if pages:
-            outputs.append(_page(settings, section, section_items, memo))
+            outputs.append(_page(settings, section, section_items, memo, state))
     kept, term_outputs, cuts = _term_feeds(
         settings, state.terms.group(selection.posts), noted, memo, pages, state
     )
@@ -314,11 +322,12 @@ def _feeds(
     ]
 
 
-def _page(settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo) -> Output:
+def _page(settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo, state: BuildState) -> Output:
     """The HTML page that a browser navigating to one of `term`'s feeds is shown."""
     channel = term_channel(settings, term)
     path = term.folder + PAGE_FILE
-    return Output(path, memo((path, (term.name, items)), partial(feed_page, channel, items)))
+    page = partial(feed_page, channel, items, None, state.pages)
+    return Output(path, memo((path, (term.name, items)), page))
 
 
 def _term_feeds(
@@ -359,7 +368,7 @@ def _term_feeds(
             break
         total += size
         if pages:
-            term_outputs.append(_page(settings, term, items, memo))
+            term_outputs.append(_page(settings, term, items, memo, state))
         kept.append((term, term_outputs))
     kept.sort(key=lambda pair: (pair[0].kind, pair[0].key))
     served = {post.source for term, _ in kept for post in term.posts[:limit]}

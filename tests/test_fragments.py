@@ -15,6 +15,7 @@ from lxml import etree
 from feeds import xmlfeeds
 from feeds.build import site_channel
 from feeds.config import Settings
+from feeds.feedpage import Snippets, feed_page
 from feeds.jsonfeed import VERSION, Fragments, _author, _item, json_feed
 from feeds.pipeline import Pipeline
 from feeds.routes import ATOM_TYPE, RSS_TYPE
@@ -91,10 +92,11 @@ def test_documents_from_kept_texts_equal_documents_written_whole(
     plain = site_channel(settings)
     busy = dataclasses.replace(plain, hub="https://hub.example.com/", icon="https://example.com/i.png")
     paging = Paging(links=(("prev-archive", "https://example.com/archive/1/rss.xml"),), archive=True)
-    entries, fragments = Entries(), Fragments()
+    entries, fragments, snippets = Entries(), Fragments(), Snippets()
     for channel in (plain, busy):
         for chosen in ([], items[:1], items, items[::-1]):
             assert json_feed(channel, chosen, fragments) == whole_json(channel, chosen)
+            assert feed_page(channel, chosen, None, snippets) == feed_page(channel, chosen)
             for kind, write in (("rss", rss), ("atom", atom)):
                 for links in (xmlfeeds.NO_PAGING, paging):
                     assert write(channel, chosen, links, entries) == whole_xml(kind, channel, chosen, links)
@@ -104,19 +106,26 @@ def test_a_kept_text_serves_the_same_version_of_its_item_only(
     write_post: WritePost, settings: Settings
 ) -> None:
     item = items_of(write_post, settings)[1]
-    entries, fragments = Entries(), Fragments()
-    texts = (entries.fragments("rss", [item])[0], entries.fragments("atom", [item])[0], fragments.text(item))
+    entries, fragments, snippets = Entries(), Fragments(), Snippets()
+    texts = (
+        entries.fragments("rss", [item])[0],
+        entries.fragments("atom", [item])[0],
+        fragments.text(item),
+        snippets.text(item),
+    )
     # The next build's caches hand back the very same texts for the same item.
-    later, later_json = entries.carried(), fragments.carried()
+    later, later_json, later_page = entries.carried(), fragments.carried(), snippets.carried()
     assert later.fragments("rss", [item])[0] is texts[0]
     assert later.fragments("atom", [item])[0] is texts[1]
     assert later_json.text(item) is texts[2]
+    assert later_page.text(item) is texts[3]
     # An edited post is a new item: its texts are written anew, with the edit in them.
     edited = Item(dataclasses.replace(item.post, title="Edited title"), item.html, "Edited summary")
     new_texts = (
         later.fragments("rss", [edited])[0],
         later.fragments("atom", [edited])[0],
         later_json.text(edited),
+        later_page.text(edited),
     )
     for old, new in zip(texts, new_texts, strict=True):
         assert old != new
