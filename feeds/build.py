@@ -436,38 +436,47 @@ def _archive_outputs(
     def items() -> tuple[Item, ...]:
         return tuple(Item(post, "", summarize(post)) for post in reversed(page))
 
-    channel = _channel(
-        settings, f"/archive/{number}/", f"{settings.title} (archive {number})", settings.description
-    )
+    # Made only when a document of the page is: at every build, an unchanged page costs
+    # its memo lookups alone (there are site / item_limit pages).
+    @cache
+    def channel() -> Channel:
+        title = f"{settings.title} (archive {number})"
+        return _channel(settings, f"/archive/{number}/", title, settings.description)
+
     max_age = ARCHIVE_MAX_AGE if number < count else None
     inputs = (page, number < count)  # the page's posts, and whether a next page is linked
     outputs = []
     for kind, write in (("rss", rss), ("atom", atom)):
-        links = [("current", settings.url(FEED_FILES[kind]))]
-        if number > 1:
-            links.append(("prev-archive", _archive_url(settings, number - 1, kind)))
-        if number < count:
-            links.append(("next-archive", _archive_url(settings, number + 1, kind)))
-        paging = Paging(links=tuple(links), archive=True)
         path = f"archive/{number}/{FEED_FILES[kind]}"
-        body = memo((path, inputs), partial(_archive_feed, write, channel, items, paging, entries))
-        outputs.append(Output(path, body, max_age))
+        make = partial(
+            _archive_feed, write, channel, items, partial(_paging, settings, number, count, kind), entries
+        )
+        outputs.append(Output(path, memo((path, inputs), make), max_age))
     if pages:
-        current = site_channel(settings)
         path = f"archive/{number}/{PAGE_FILE}"
-        body = memo((path, inputs), lambda: feed_page(channel, items(), current))
+        body = memo((path, inputs), lambda: feed_page(channel(), items(), site_channel(settings)))
         outputs.append(Output(path, body, max_age))
     return outputs
 
 
+def _paging(settings: Settings, number: int, count: int, kind: str) -> Paging:
+    """The RFC 5005 links of archive page `number` of `count`, in format `kind`."""
+    links = [("current", settings.url(FEED_FILES[kind]))]
+    if number > 1:
+        links.append(("prev-archive", _archive_url(settings, number - 1, kind)))
+    if number < count:
+        links.append(("next-archive", _archive_url(settings, number + 1, kind)))
+    return Paging(links=tuple(links), archive=True)
+
+
 def _archive_feed(
     write: Callable[[Channel, Sequence[Item], Paging, Entries], bytes],
-    channel: Channel,
+    channel: Callable[[], Channel],
     items: Callable[[], tuple[Item, ...]],
-    paging: Paging,
+    paging: Callable[[], Paging],
     entries: Entries,
 ) -> bytes:
-    return write(channel, items(), paging, entries)
+    return write(channel(), items(), paging(), entries)
 
 
 def _latest_archive(settings: Settings, count: int, kind: str) -> Paging:
