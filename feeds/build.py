@@ -22,7 +22,7 @@ from feeds.markdown import first_paragraph, render
 from feeds.opml import OPML_PATH, opml
 from feeds.posts import Author, Post
 from feeds.select import select
-from feeds.taxonomy import HEADINGS, SECTIONS, Term, TermGroups, group_sections
+from feeds.taxonomy import HEADINGS, SECTIONS, SectionGroups, Term, TermGroups
 from feeds.text import shorten
 from feeds.xmlfeeds import NO_PAGING, STYLESHEET_PATH, Channel, Entries, Item, Paging, atom, rss
 
@@ -53,9 +53,10 @@ def no_memo(key: tuple[str, Hashable], make: Callable[[], bytes]) -> bytes:
 class BuildState:
     """What a build leaves for the next one: every item's RSS and Atom entry, written
     once (`Entries`), its JSON Feed text, encoded once (`Fragments`), its line of a
-    feed's page (`Snippets`), and the tags, categories and authors as last grouped
-    (`TermGroups`). A build changes the state it is given; `carried()` is the state to
-    give the next build, so that a build that is abandoned leaves the last one as it was."""
+    feed's page (`Snippets`), and the sections, tags, categories and authors as last
+    grouped (`SectionGroups`, `TermGroups`). A build changes the state it is given;
+    `carried()` is the state to give the next build, so that a build that is abandoned
+    leaves the last one as it was."""
 
     def __init__(
         self,
@@ -63,15 +64,21 @@ class BuildState:
         terms: TermGroups | None = None,
         json: Fragments | None = None,
         pages: Snippets | None = None,
+        sections: SectionGroups | None = None,
     ) -> None:
         self.entries = entries or Entries()
         self.terms = terms or TermGroups()
         self.json = json or Fragments()
         self.pages = pages or Snippets()
+        self.sections = sections or SectionGroups()
 
     def carried(self) -> BuildState:
         return BuildState(
-            self.entries.carried(), self.terms.carried(), self.json.carried(), self.pages.carried()
+            self.entries.carried(),
+            self.terms.carried(),
+            self.json.carried(),
+            self.pages.carried(),
+            self.sections.carried(),
         )
 
 
@@ -263,7 +270,7 @@ def build(
             problems=tuple(sorted([*problems, *selection.duplicates, *item_problems])),
             next_release=selection.next_release,
         )
-    sections, refused = group_sections(selection.posts)
+    sections, refused = state.sections.group(selection.posts)
     for section in sections:
         section_items = tuple(noted(post) for post in section.posts[:limit])
         outputs.extend(_feeds(settings, section, section_items, memo, state))
