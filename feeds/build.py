@@ -16,14 +16,14 @@ from importlib import resources
 
 from feeds.config import Settings
 from feeds.errors import Problem
-from feeds.feedpage import PAGE_FILE, feed_page
-from feeds.jsonfeed import json_feed
+from feeds.feedpage import PAGE_FILE, Snippets, feed_page
+from feeds.jsonfeed import Fragments, json_feed
 from feeds.markdown import render
 from feeds.opml import OPML_PATH, opml
 from feeds.parallel import Batch
 from feeds.posts import Author, Post
 from feeds.select import select
-from feeds.taxonomy import HEADINGS, SECTIONS, Term, TermGroups, group_sections
+from feeds.taxonomy import HEADINGS, SECTIONS, SectionGroups, Term, TermGroups
 from feeds.text import shorten
 from feeds.xmlfeeds import NO_PAGING, STYLESHEET_PATH, Channel, Entries, Item, Paging, atom, rss
 
@@ -57,16 +57,34 @@ def always_fresh(key: tuple[str, Hashable]) -> bool:
 
 class BuildState:
     """What a build leaves for the next one: every item's RSS and Atom entry, written
-    once (`Entries`), and the tags, categories and authors as last grouped
-    (`TermGroups`). A build changes the state it is given; `carried()` is the state to
-    give the next build, so that a build that is abandoned leaves the last one as it was."""
+    once (`Entries`), its JSON Feed text, encoded once (`Fragments`), its line of a
+    feed's page (`Snippets`), and the sections, tags, categories and authors as last
+    grouped (`SectionGroups`, `TermGroups`). A build changes the state it is given;
+    `carried()` is the state to give the next build, so that a build that is abandoned
+    leaves the last one as it was."""
 
-    def __init__(self, entries: Entries | None = None, terms: TermGroups | None = None) -> None:
+    def __init__(
+        self,
+        entries: Entries | None = None,
+        terms: TermGroups | None = None,
+        json: Fragments | None = None,
+        pages: Snippets | None = None,
+        sections: SectionGroups | None = None,
+    ) -> None:
         self.entries = entries or Entries()
         self.terms = terms or TermGroups()
+        self.json = json or Fragments()
+        self.pages = pages or Snippets()
+        self.sections = sections or SectionGroups()
 
     def carried(self) -> BuildState:
-        return BuildState(self.entries.carried(), self.terms.carried())
+        return BuildState(
+            self.entries.carried(),
+            self.terms.carried(),
+            self.json.carried(),
+            self.pages.carried(),
+            self.sections.carried(),
+        )
 
 
 @dataclass(frozen=True)
@@ -240,11 +258,12 @@ def build(
             ("atom.xml", inputs),
             lambda: atom(channel, items, _latest_archive(settings, len(archive), "atom"), entries),
         ),
-        json=memo(("feed.json", items), partial(json_feed, channel, items)),
+        json=memo(("feed.json", items), partial(json_feed, channel, items, state.json)),
     )
     outputs = [Output(FEED_FILES[kind], getattr(site, kind)) for kind in FEED_FILES]
     if pages:
-        outputs.append(Output(PAGE_FILE, memo((PAGE_FILE, items), partial(feed_page, channel, items))))
+        page = partial(feed_page, channel, items, None, state.pages)
+        outputs.append(Output(PAGE_FILE, memo((PAGE_FILE, items), page)))
     outputs.append(Output(STYLESHEET_PATH.lstrip("/"), memo((STYLESHEET_PATH.lstrip("/"), ()), stylesheet)))
     if site_only:
         return Build(
@@ -265,14 +284,14 @@ def build(
     ]
     to_make = [document for document in documents if fresh((document.path, document.inputs))]
     with Batch([document.make for document in to_make]) as batch:
-        sections, refused = group_sections(selection.posts)
+        sections, refused = state.sections.group(selection.posts)
         for section in sections:
             section_items = tuple(noted(post) for post in section.posts[:limit])
-            outputs.extend(_feeds(settings, section, section_items, memo, entries))
+            outputs.extend(_feeds(settings, section, section_items, memo, state))
             if pages:
-                outputs.append(_page(settings, section, section_items, memo))
+                outputs.append(_page(settings, section, section_items, memo, state))
         kept, term_outputs, cuts = _term_feeds(
-            settings, state.terms.group(selection.posts), noted, memo, pages, entries
+            settings, state.terms.group(selection.posts), noted, memo, pages, state
         )
         outputs.extend(term_outputs)
         terms = tuple(sorted((*sections, *kept), key=lambda term: (term.kind, term.key)))
@@ -309,14 +328,14 @@ def feed_list(settings: Settings, terms: Sequence[Term]) -> bytes:
 
 
 def _feeds(
-    settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo, entries: Entries
+    settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo, state: BuildState
 ) -> list[Output]:
     """The three feeds of a section, tag, category or author, listing `items`."""
     channel = term_channel(settings, term)
     writers: tuple[tuple[str, Callable[[], bytes]], ...] = (
-        ("rss", partial(rss, channel, items, NO_PAGING, entries)),
-        ("atom", partial(atom, channel, items, NO_PAGING, entries)),
-        ("json", partial(json_feed, channel, items)),
+        ("rss", partial(rss, channel, items, NO_PAGING, state.entries)),
+        ("atom", partial(atom, channel, items, NO_PAGING, state.entries)),
+        ("json", partial(json_feed, channel, items, state.json)),
     )
     return [
         Output(path, memo((path, (term.name, items)), write))
@@ -324,11 +343,12 @@ def _feeds(
     ]
 
 
-def _page(settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo) -> Output:
+def _page(settings: Settings, term: Term, items: tuple[Item, ...], memo: Memo, state: BuildState) -> Output:
     """The HTML page that a browser navigating to one of `term`'s feeds is shown."""
     channel = term_channel(settings, term)
     path = term.folder + PAGE_FILE
-    return Output(path, memo((path, (term.name, items)), partial(feed_page, channel, items)))
+    page = partial(feed_page, channel, items, None, state.pages)
+    return Output(path, memo((path, (term.name, items)), page))
 
 
 def _term_feeds(
@@ -337,7 +357,7 @@ def _term_feeds(
     itemize: Callable[[Post], Item],
     memo: Memo,
     pages: bool,
-    entries: Entries,
+    state: BuildState,
 ) -> tuple[tuple[Term, ...], list[Output], tuple[str, ...]]:
     """The feeds of the tags, categories and authors that fit the budgets, the terms
     they serve (by kind and key) and what was cut. Every post may name 100 terms and 20
@@ -362,14 +382,14 @@ def _term_feeds(
             _term_item(post, itemize, settings.max_term_entry_bytes, bounded, shortened)
             for post in term.posts[:limit]
         )
-        term_outputs = _feeds(settings, term, items, memo, entries)
+        term_outputs = _feeds(settings, term, items, memo, state)
         size = sum(len(output.body) for output in term_outputs)
         if total + size > settings.max_term_bytes:
             over = f"max_term_bytes ({settings.max_term_bytes})"
             break
         total += size
         if pages:
-            term_outputs.append(_page(settings, term, items, memo))
+            term_outputs.append(_page(settings, term, items, memo, state))
         kept.append((term, term_outputs))
     kept.sort(key=lambda pair: (pair[0].kind, pair[0].key))
     served = {post.source for term, _ in kept for post in term.posts[:limit]}
@@ -451,37 +471,48 @@ def _archive_documents(
     def items() -> tuple[Item, ...]:
         return tuple(Item(post, "", summarize(post)) for post in reversed(page))
 
-    channel = _channel(
-        settings, f"/archive/{number}/", f"{settings.title} (archive {number})", settings.description
-    )
+    # Made only when a document of the page is: at every build, an unchanged page costs
+    # its memo lookups alone (there are site / item_limit pages).
+    @cache
+    def channel() -> Channel:
+        title = f"{settings.title} (archive {number})"
+        return _channel(settings, f"/archive/{number}/", title, settings.description)
+
     max_age = ARCHIVE_MAX_AGE if number < count else None
     inputs = (page, number < count)  # the page's posts, and whether a next page is linked
     documents = []
     for kind, write in (("rss", rss), ("atom", atom)):
-        links = [("current", settings.url(FEED_FILES[kind]))]
-        if number > 1:
-            links.append(("prev-archive", _archive_url(settings, number - 1, kind)))
-        if number < count:
-            links.append(("next-archive", _archive_url(settings, number + 1, kind)))
-        paging = Paging(links=tuple(links), archive=True)
         path = f"archive/{number}/{FEED_FILES[kind]}"
-        make = partial(_archive_feed, write, channel, items, paging, entries)
+        make = partial(
+            _archive_feed, write, channel, items, partial(_paging, settings, number, count, kind), entries
+        )
         documents.append(_Document(path, inputs, make, max_age))
     if pages:
-        current = site_channel(settings)
         path = f"archive/{number}/{PAGE_FILE}"
-        documents.append(_Document(path, inputs, lambda: feed_page(channel, items(), current), max_age))
+        documents.append(
+            _Document(path, inputs, lambda: feed_page(channel(), items(), site_channel(settings)), max_age)
+        )
     return documents
+
+
+def _paging(settings: Settings, number: int, count: int, kind: str) -> Paging:
+    """The RFC 5005 links of archive page `number` of `count`, in format `kind`."""
+    links = [("current", settings.url(FEED_FILES[kind]))]
+    if number > 1:
+        links.append(("prev-archive", _archive_url(settings, number - 1, kind)))
+    if number < count:
+        links.append(("next-archive", _archive_url(settings, number + 1, kind)))
+    return Paging(links=tuple(links), archive=True)
 
 
 def _archive_feed(
     write: Callable[[Channel, Sequence[Item], Paging, Entries], bytes],
-    channel: Channel,
+    channel: Callable[[], Channel],
     items: Callable[[], tuple[Item, ...]],
-    paging: Paging,
+    paging: Callable[[], Paging],
     entries: Entries,
 ) -> bytes:
-    return write(channel, items(), paging, entries)
+    return write(channel(), items(), paging(), entries)
 
 
 def _latest_archive(settings: Settings, count: int, kind: str) -> Paging:

@@ -22,9 +22,34 @@ from feeds.text import shorten
 from feeds.xmlfeeds import Channel, Item
 
 
-def feed_page(channel: Channel, items: Sequence[Item], current: Channel | None = None) -> bytes:
+class Snippets:
+    """Each item's line of a page, written once and reused by every page that lists the
+    item, kept by item (an edited post is written anew); `carried()` starts the next
+    build's cache with what this one used."""
+
+    def __init__(self, earlier: dict[Item, str] | None = None) -> None:
+        self._earlier = earlier or {}
+        self._used: dict[Item, str] = {}
+
+    def text(self, item: Item) -> str:
+        known = self._used.get(item)
+        if known is None:
+            known = self._earlier.get(item)
+            if known is None:
+                known = _entry(item)
+            self._used[item] = known
+        return known
+
+    def carried(self) -> Snippets:
+        return Snippets(self._used)
+
+
+def feed_page(
+    channel: Channel, items: Sequence[Item], current: Channel | None = None, snippets: Snippets | None = None
+) -> bytes:
     """The page of the feed `channel` lists `items` in. For an archive page (RFC 5005),
     `current` is the feed it belongs to: its addresses are the ones to subscribe to."""
+    write = snippets.text if snippets else _entry
     follow = current or channel
     title = escape(channel.title)
     addresses = _addresses(follow)
@@ -45,7 +70,7 @@ def feed_page(channel: Channel, items: Sequence[Item], current: Channel | None =
             "copy one of these addresses into your reader:"
         )
     rows = "\n".join(f"<li>{name}: <code>{escape(url)}</code></li>" for name, url, _ in addresses)
-    entries = "\n".join(_entry(item) for item in items) or "<li>No posts yet.</li>"
+    entries = "\n".join(map(write, items)) or "<li>No posts yet.</li>"
     page = f"""<!doctype html>
 <html lang="{escape(channel.language)}">
 <head>

@@ -13,7 +13,41 @@ from feeds.xmlfeeds import Channel, Item
 VERSION = "https://jsonfeed.org/version/1.1"
 
 
-def json_feed(channel: Channel, items: Sequence[Item]) -> bytes:
+# The items sit at depth 2 of the document (the list of the `items` key), so each item
+# encoded on its own is indented four spaces more: JSON text never holds a raw newline
+# inside a string, so every newline is an indentation break.
+_ITEM_BREAK = "\n" + " " * 4
+_EMPTY_ITEMS = '"items": []'
+
+
+class Fragments:
+    """Each item encoded once, as JSON text indented for its place in a document, and
+    reused by every document that lists the item (the site's feed, its section's, tags',
+    categories' and authors'). Kept by item, so an edited post (a new item) is encoded
+    anew. `carried()` starts the next build's cache with what this one used."""
+
+    def __init__(self, earlier: dict[Item, str] | None = None) -> None:
+        self._earlier = earlier or {}
+        self._used: dict[Item, str] = {}
+
+    def text(self, item: Item) -> str:
+        known = self._used.get(item)
+        if known is None:
+            known = self._earlier.get(item)
+            if known is None:
+                known = json.dumps(_item(item), ensure_ascii=False, indent=2).replace("\n", _ITEM_BREAK)
+            self._used[item] = known
+        return known
+
+    def carried(self) -> Fragments:
+        return Fragments(self._used)
+
+
+def json_feed(channel: Channel, items: Sequence[Item], fragments: Fragments | None = None) -> bytes:
+    """The JSON Feed 1.1 document of `channel` listing `items`. The same bytes as
+    `json.dumps` of the whole document with an indent of 2: the items are that
+    encoder's output for each item alone, put in place of the empty list."""
+    fragments = fragments or Fragments()
     document: dict[str, object] = {
         "version": VERSION,
         "title": channel.title,
@@ -22,7 +56,7 @@ def json_feed(channel: Channel, items: Sequence[Item]) -> bytes:
         "description": channel.description,
         "language": channel.language,
         "authors": [_author(channel.author)],
-        "items": [_item(item) for item in items],
+        "items": [],
     }
     if channel.icon:
         # JSON Feed 1.1 wants both square: a large `icon` and a small `favicon`; the
@@ -31,7 +65,13 @@ def json_feed(channel: Channel, items: Sequence[Item]) -> bytes:
         document["favicon"] = channel.icon
     if channel.hub:
         document["hubs"] = [{"type": "WebSub", "url": channel.hub}]
-    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    text = json.dumps(document, ensure_ascii=False, indent=2)
+    if items:
+        # Every key before `items` is escaped JSON text, in which `"items": []` cannot
+        # occur (its quotes would be escaped), so the first match is the list itself.
+        listed = "[" + _ITEM_BREAK + ("," + _ITEM_BREAK).join(map(fragments.text, items)) + "\n  ]"
+        text = text.replace(_EMPTY_ITEMS, '"items": ' + listed, 1)
+    return (text + "\n").encode("utf-8")
 
 
 def _item(item: Item) -> dict[str, object]:

@@ -194,3 +194,102 @@ def group_sections(posts: Iterable[Post]) -> tuple[tuple[Term, ...], tuple[str, 
             members.setdefault(keys[folder], []).append(post)
     sections = tuple(Term(SECTIONS, key, names[key], tuple(members[key])) for key in sorted(members))
     return sections, tuple(refused)
+
+
+class SectionGroups:
+    """`group_sections` that remembers its last answer, as `TermGroups` does for terms: a
+    build after a few changed posts moves only those posts in their sections' lists.
+    While every folder keeps at least one post and no new folder appears, the sections'
+    keys, names and the refused folders stay as they were; otherwise (and beyond
+    MAX_CHANGES changed posts) it groups anew. Always what `group_sections` gives."""
+
+    MAX_CHANGES = 256
+
+    def __init__(
+        self,
+        posts: tuple[Post, ...] = (),
+        grouped: tuple[tuple[Term, ...], tuple[str, ...]] | None = None,
+        counts: dict[str, int] | None = None,
+    ) -> None:
+        self._posts = posts
+        self._grouped = grouped
+        self._counts = counts or {}  # posts per top-level folder
+
+    def carried(self) -> SectionGroups:
+        """A copy to build with: a build that fails leaves this one as it was."""
+        return SectionGroups(self._posts, self._grouped, self._counts)
+
+    def group(self, posts: Iterable[Post]) -> tuple[tuple[Term, ...], tuple[str, ...]]:
+        ordered = tuple(posts)
+        grouped = self._grouped
+        if grouped is not None and ordered == self._posts:
+            return grouped  # the very posts, in the same order (compared by identity first)
+        old_ids, new_ids = set(map(id, self._posts)), set(map(id, ordered))
+        gone_ids, new_only = old_ids - new_ids, new_ids - old_ids
+        regrouped = None
+        if grouped is not None and len(gone_ids) + len(new_only) <= self.MAX_CHANGES:
+            regrouped = self._regroup(grouped, ordered, gone_ids, new_only)
+        if regrouped is None:
+            regrouped = group_sections(ordered)
+            self._counts = _folder_counts(ordered)
+        self._posts, self._grouped = ordered, regrouped
+        return regrouped
+
+    def _regroup(
+        self,
+        grouped: tuple[tuple[Term, ...], tuple[str, ...]],
+        ordered: tuple[Post, ...],
+        gone_ids: set[int],
+        new_ids: set[int],
+    ) -> tuple[tuple[Term, ...], tuple[str, ...]] | None:
+        gone = [post for post in self._posts if id(post) in gone_ids] if gone_ids else []
+        added = [post for post in ordered if id(post) in new_ids] if new_ids else []
+        counts = dict(self._counts)
+        for post in gone:
+            folder = _folder(post)
+            if folder is not None:
+                counts[folder] -= 1
+        for post in added:
+            folder = _folder(post)
+            if folder is not None:
+                if folder not in counts:
+                    return None  # a new folder: a new section, or a new name or refusal
+                counts[folder] += 1
+        if 0 in counts.values():
+            return None  # a folder lost its last post
+        sections, refused = grouped
+        by_key = {term.key: term for term in sections}
+        changed = {folder for folder in map(_folder, (*gone, *added)) if folder is not None}
+        key_of = {folder: key for folder in changed if (key := _key_or_none(folder)) in by_key}
+        position = dict(zip(map(id, ordered), range(len(ordered)), strict=True))
+        for key in set(key_of.values()):
+            term = by_key[key]
+            members = [post for post in term.posts if id(post) not in gone_ids]
+            for post in added:
+                if key_of.get(_folder(post) or "") == key:
+                    insort(members, post, key=lambda member: position[id(member)])
+            by_key[key] = Term(SECTIONS, key, term.name, tuple(members))
+        self._counts = counts
+        return tuple(by_key[term.key] for term in sections), refused
+
+
+def _folder(post: Post) -> str | None:
+    """The top-level folder of `post`, None for a post at the top level."""
+    folder, slash, _ = post.source.partition("/")
+    return folder if slash else None
+
+
+def _folder_counts(posts: Iterable[Post]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for post in posts:
+        folder = _folder(post)
+        if folder is not None:
+            counts[folder] = counts.get(folder, 0) + 1
+    return counts
+
+
+def _key_or_none(folder: str) -> str | None:
+    try:
+        return section_key(folder)
+    except ValueError:
+        return None

@@ -8,6 +8,7 @@ holder dies, the kernel frees the lock and another builder takes over at its nex
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import os
 import threading
@@ -93,6 +94,7 @@ class Watcher:
         self.published_bodies: Mapping[str, bytes] = {}
         self.published_posts = int(self.published_meta.get("posts", 0))
         self.last_success: str | None = None
+        self.frozen = False  # whether the heap of the first build was frozen (`_freeze_heap`)
 
     def poll(self) -> bool:
         """One poll; True when it published new feeds. Never raises: a failure is logged,
@@ -138,6 +140,9 @@ class Watcher:
         self.next_release = built.next_release
         self.published_posts = built.used
         self.last_success = rfc3339(now)
+        if not self.frozen:
+            _freeze_heap()
+            self.frozen = True
         elapsed_ms = (time.perf_counter() - started) * 1000
         for problem in built.problems:
             log.warning("%s", built.reported(problem))
@@ -273,6 +278,17 @@ class Watcher:
                 health[key] = previous.get(key)
             health["last_success"] = self.last_success or previous.get("last_success")
         self.store.write_health(health)
+
+
+def _freeze_heap() -> None:
+    """Moves every object alive after the first build out of the collector's sight
+    (`gc.freeze`). At 10,000 posts the heap is millions of objects (posts, items, parse
+    records), and each full collection walked them all: 70-100 ms, landing on whichever
+    poll allocated past the threshold. They live until the posts change, and those that
+    go are freed by reference counting (posts and items hold no cycles). Collected once
+    first, so no cyclic garbage of the cold build is kept for ever."""
+    gc.collect()
+    gc.freeze()
 
 
 def _manifest_in_service(store: PublishedStore) -> Mapping[str, Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import ipaddress
 import re
 import uuid
@@ -184,17 +185,18 @@ NO_PAGING = Paging()
 
 
 class Entries:
-    """Each item's RSS `<item>` and mended Atom `<entry>` element, written by feedgen once
-    and copied into every document that lists the item. `carried()` starts the cache
-    of the next build with what this one used, so a site's entries are written once
-    across builds, and entries no build uses any more are let go."""
+    """Each item's RSS `<item>` and mended Atom `<entry>`, written by feedgen once and
+    serialized once, as the bytes they take in any document (`_fragment`), which every
+    document that lists the item puts in place. `carried()` starts the cache of the next
+    build with what this one used, so a site's entries are written once across builds,
+    and entries no build uses any more are let go."""
 
-    def __init__(self, earlier: dict[Item, tuple[etree._Element, etree._Element]] | None = None) -> None:
+    def __init__(self, earlier: dict[Item, tuple[bytes, bytes]] | None = None) -> None:
         self._earlier = earlier or {}
-        self._used: dict[Item, tuple[etree._Element, etree._Element]] = {}
+        self._used: dict[Item, tuple[bytes, bytes]] = {}
 
-    def copies(self, kind: str, items: Sequence[Item]) -> list[etree._Element]:
-        """Fresh copies of the `kind` ("rss" or "atom") elements of `items`, to append."""
+    def fragments(self, kind: str, items: Sequence[Item]) -> list[bytes]:
+        """The serialized `kind` ("rss" or "atom") entries of `items`, in order."""
         missing = []
         for item in items:
             if item not in self._used:
@@ -204,9 +206,12 @@ class Entries:
                 else:
                     self._used[item] = known
         if missing:
-            self._used.update(_entry_elements(list(dict.fromkeys(missing))))
+            written = _entry_elements(list(dict.fromkeys(missing)))
+            rss_bytes = _fragments("rss", [rss_entry for rss_entry, _ in written.values()])
+            atom_bytes = _fragments("atom", [atom_entry for _, atom_entry in written.values()])
+            self._used.update(zip(written, zip(rss_bytes, atom_bytes, strict=True), strict=True))
         index = 0 if kind == "rss" else 1
-        return [copy.deepcopy(self._used[item][index]) for item in items]
+        return [self._used[item][index] for item in items]
 
     def carried(self) -> Entries:
         return Entries(self._used)
@@ -227,9 +232,8 @@ def rss(
     position = list(channel_element).index(self_link) + 1
     for element in reversed(_link_elements(channel, paging)):
         channel_element.insert(position, element)
-    # feedgen appends the items last in the channel: so do the copies.
-    channel_element.extend(entries.copies("rss", items))
-    return _serialize(root)
+    # feedgen appends the items last in the channel: so do the fragments.
+    return _with_entries(root, "rss", entries.fragments("rss", items))
 
 
 def atom(
@@ -241,9 +245,59 @@ def atom(
     # attribute), so Atom takes the round trip through text.
     root = etree.fromstring(generator.atom_str(), _PARSER)
     root.extend(_link_elements(channel, paging))
-    # feedgen appends the entries last in the feed, after the links: so do the copies.
-    root.extend(entries.copies("atom", items))
-    return _serialize(root)
+    # feedgen appends the entries last in the feed, after the links: so do the fragments.
+    return _with_entries(root, "atom", entries.fragments("atom", items))
+
+
+# The closing lines of each kind of document, before which its entries go: the entries
+# are the last children of RSS's channel and of Atom's feed element.
+_CLOSING = {"rss": b"  </channel>\n</rss>\n", "atom": b"</feed>\n"}
+
+
+def _with_entries(root: etree._Element, kind: str, fragments: Sequence[bytes]) -> bytes:
+    """The document of `root` (which holds no entries yet) with the serialized entries
+    appended last: the very bytes lxml writes for the tree with those entries in it."""
+    document = _serialize(root)
+    if not fragments:
+        return document
+    closing = _CLOSING[kind]
+    assert document.endswith(closing)  # the element that closes first is the entries' parent
+    return b"".join((document[: -len(closing)], *fragments, closing))
+
+
+def _fragments(kind: str, elements: Sequence[etree._Element]) -> list[bytes]:
+    """Each of `elements` as lxml writes it inside any document of `kind`: indented for
+    its depth, and with the namespaces that feedgen's root element declares (the same
+    for every document of a kind: the extensions loaded are always media and dc). Taken
+    as the difference between a skeleton of that root with and without the element."""
+    root = copy.deepcopy(_root_model(kind))  # its tag, attributes and namespaces, no children
+    for child in list(root):
+        root.remove(child)
+    parent = etree.SubElement(root, "channel") if kind == "rss" else root
+    # A first child, so that the parent is never written as an empty element.
+    etree.SubElement(parent, "title" if kind == "rss" else f"{{{ATOM_NS}}}title")
+    closing = _CLOSING[kind]
+    head = _tostring(root)[: -len(closing)]
+    fragments = []
+    for element in elements:
+        parent.append(copy.deepcopy(element))
+        document = _tostring(root)
+        del parent[-1]
+        assert document.startswith(head) and document.endswith(closing)
+        fragments.append(document[len(head) : -len(closing)])
+    return fragments
+
+
+@functools.cache
+def _root_model(kind: str) -> etree._Element:
+    """feedgen's root element for `kind`, of a feed with no entries (never changed)."""
+    example = Channel("urn:x", "x", "x", "https://x/", "en", Author("x"), "https://x/r", "https://x/a", "")
+    if kind == "rss":
+        return _rss_tree(_generator(example, (), example.rss_url, RSS_TYPE))
+    model: etree._Element = etree.fromstring(
+        _generator(example, (), example.atom_url, ATOM_TYPE).atom_str(), _PARSER
+    )
+    return model
 
 
 def _link_elements(channel: Channel, paging: Paging) -> list[etree._Element]:
@@ -375,6 +429,10 @@ def _serialize(root: etree._Element) -> bytes:
     root.addprevious(
         etree.ProcessingInstruction("xml-stylesheet", f'type="text/xsl" href="{STYLESHEET_PATH}"')
     )
+    return _tostring(root)
+
+
+def _tostring(root: etree._Element) -> bytes:
     return bytes(
         etree.tostring(root.getroottree(), pretty_print=True, xml_declaration=True, encoding="UTF-8")
     )

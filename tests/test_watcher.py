@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import shutil
@@ -281,3 +282,19 @@ def test_a_slow_build_never_overlaps_the_next(
         service.stop()
     assert runs >= 3
     assert overlaps == 1
+
+
+def test_the_heap_of_the_first_build_is_frozen_once(
+    write_post: WritePost, watcher: Watcher, store: PublishedStore
+) -> None:
+    # A full collection walked every post and item of the site at some later poll; after
+    # the first build they are out of the collector's sight, and only then.
+    gc.unfreeze()
+    write_post("one.txt", post_text(title="One"))
+    assert watcher.poll() is True
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    write_post("two.txt", post_text(title="Two"))
+    assert watcher.poll() is True
+    assert gc.get_freeze_count() <= frozen  # none added; some freed since, by reference counting
+    gc.unfreeze()
