@@ -17,11 +17,12 @@ import pytest
 import feeds.build
 import feeds.markdown
 from feeds import cli
-from feeds.build import SUMMARY_SOURCE_CHARS, Build
+from feeds.build import Build
 from feeds.config import Settings
 from feeds.errors import ConfigError
 from feeds.markdown import render
 from feeds.pipeline import Pipeline
+from feeds.posts import SUMMARY_SOURCE_CHARS
 from feeds.xmlfeeds import is_iri
 
 from conftest import MakeSettings, WritePost, post_text
@@ -411,9 +412,8 @@ def test_a_body_over_the_cap_keeps_its_summary_and_link(
         "https://example.com/posts/plain/",
     ]
     assert [item["content_text"] for item in feed["items"]] == [entry.summary for entry in rss.entries]
-    # The summary's paragraph alone, never the whole body: when the post is parsed, and
-    # again when its entry is made.
-    assert parses == [len(intro) - 2] * 2
+    # The summary's paragraph alone, never the whole body, once: when the post is parsed.
+    assert parses == [len(intro) - 2]
     assert max(parses) <= SUMMARY_SOURCE_CHARS
 
 
@@ -423,7 +423,7 @@ def test_the_first_paragraph_of_a_huge_body_reads_a_bounded_prefix(
     write_post("brackets.md", post_text(description=None, body="![" * CAP))
     built = build(make_settings(max_render_bytes=CAP))
     assert built.items[0].summary == "![" * 150 + "…"  # the paragraph's text, shortened
-    assert parses == [SUMMARY_SOURCE_CHARS] * 2  # at the parse, and for the entry
+    assert parses == [SUMMARY_SOURCE_CHARS]  # at the parse, and never again for the entry
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "1.5", "lots"])

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import feeds.build
 import feeds.markdown
 import feeds.pipeline
+import feeds.posts
 from feeds.config import Settings
 from feeds.markdown import first_paragraph
 from feeds.pipeline import Pipeline
@@ -142,13 +143,13 @@ def test_archive_summaries_read_no_file_again(
             f"p{n:02d}.md", post_text(title=f"T{n}", date=str(1_601_000_000 + n), description=None, body=body)
         )
     reads = Calls(monkeypatch, feeds.pipeline, "post_body")
-    heads = Calls(monkeypatch, feeds.build, "first_paragraph")
+    heads = Calls(monkeypatch, feeds.posts, "first_paragraph")
     built = Pipeline(make_settings(item_limit=5, content=content)).run(NOW)
     archived = [path for path in (o.path for o in built.outputs) if path.startswith("archive/")]
     assert len(archived) == 2 * 6  # six complete pages of five, RSS and Atom
-    # Only the five posts of the main feeds are read again (for their entries); the
-    # twenty-five archived ones give their summaries from the parse.
-    assert (reads.count, heads.count) == (5, 5)
+    # Every summary comes from the parse (one first paragraph a post); only the five
+    # posts of the main feeds are read again, for their text, and none in summary mode.
+    assert (reads.count, heads.count) == (5 if content == "full" else 0, 30)
     summaries = {item.post.source: item.summary for item in built.items}
     assert summaries["p29.md"] == "Post 29 opens with this paragraph."
     page = next(o.body for o in built.outputs if o.path == "archive/1/rss.xml")
