@@ -176,6 +176,7 @@ class Watcher:
         self.store.publish(new_blobs, meta)
         self.published_meta, self.published_bodies = meta, files
         log.info("published the site's own feeds first (%d posts used)", built.used)
+        self._report(now, built=built)  # /healthz names the generation in service at once
         if self.publisher:
             self.publisher.publish(self._changed_feeds(built, {}, digests))
 
