@@ -49,9 +49,16 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stopping)
     signal.signal(signal.SIGINT, stopping)
+    lowered: list[bool] = []
+
+    def yield_to_workers() -> None:
+        if not lowered:
+            lowered.append(True)
+            os.nice(NICENESS)
+
     try:
         settings = load_settings()
-        service = WatcherService(settings)
+        service = WatcherService(settings, after_site_first=yield_to_workers)
     except ConfigError as error:
         print(f"feeds: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -60,9 +67,10 @@ def main() -> int:
     empty = service.store.current_name() is None
     if empty:
         # Nothing is published, so the workers have nothing to answer but 503: the
-        # first build yields to nobody.
+        # first build yields to nobody until the site's own feeds are out; the rest of
+        # it (archives, terms, in forked processes that inherit the priority) yields.
         service.tick()
-    os.nice(NICENESS)
+    yield_to_workers()
     if not empty:
         # The first build over a kept state dir is a whole one too: it runs while this
         # process has a single thread, so that it makes its archive pages in forked

@@ -72,11 +72,15 @@ class Watcher:
         metrics: Metrics | None = None,
         sleep: Sleep = time.sleep,
         site_first: bool = False,
+        after_site_first: Callable[[], None] | None = None,
     ) -> None:
         """With `site_first`, a cold start publishes the site's own feeds in a generation
-        of their own before the rest (`_publish_site_first`)."""
+        of their own before the rest (`_publish_site_first`), then calls
+        `after_site_first` (the builder lowers its priority there: from then on the
+        workers have feeds to serve)."""
         self.settings = settings
         self.site_first = site_first
+        self.after_site_first = after_site_first
         self.store = store
         self.clock = clock
         self.sleep = sleep
@@ -177,6 +181,8 @@ class Watcher:
         self.published_meta, self.published_bodies = meta, files
         log.info("published the site's own feeds first (%d posts used)", built.used)
         self._report(now, built=built)  # /healthz names the generation in service at once
+        if self.after_site_first:
+            self.after_site_first()
         if self.publisher:
             self.publisher.publish(self._changed_feeds(built, {}, digests))
 
@@ -311,8 +317,11 @@ class WatcherService:
     state directory therefore have exactly one polling; the other takes over within a
     tick of the first one's exit."""
 
-    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock = utc_now, after_site_first: Callable[[], None] | None = None
+    ) -> None:
         self.settings = settings
+        self.after_site_first = after_site_first
         self.store = PublishedStore(default_state_dir(settings))
         self.lease = Lease(self.store.root / LEASE_FILE)
         self.clock = clock
@@ -354,6 +363,7 @@ class WatcherService:
                     publisher=publisher,
                     metrics=metrics,
                     site_first=True,
+                    after_site_first=self.after_site_first,
                 )
             self._watcher.poll()
             for _ in range(SETTLE_RECHECKS):
