@@ -19,29 +19,14 @@ from feeds.routes import ATOM_TYPE, JSON_TYPE, RSS_TYPE
 from feeds.routes import PAGE_FILE as PAGE_FILE  # re-exported
 from feeds.routes import page_path as page_path  # re-exported
 from feeds.text import shorten
-from feeds.xmlfeeds import Channel, Item
+from feeds.xmlfeeds import Channel, Item, ItemTexts
 
 
-class Snippets:
-    """Each item's line of a page, written once and reused by every page that lists the
-    item, kept by item (an edited post is written anew); `carried()` starts the next
-    build's cache with what this one used."""
+class Snippets(ItemTexts):
+    """Each item's line of a page, written once and reused by every page that lists it."""
 
-    def __init__(self, earlier: dict[Item, str] | None = None) -> None:
-        self._earlier = earlier or {}
-        self._used: dict[Item, str] = {}
-
-    def text(self, item: Item) -> str:
-        known = self._used.get(item)
-        if known is None:
-            known = self._earlier.get(item)
-            if known is None:
-                known = _entry(item)
-            self._used[item] = known
-        return known
-
-    def carried(self) -> Snippets:
-        return Snippets(self._used)
+    def make(self, item: Item) -> str:
+        return _entry(item)
 
 
 def feed_page(

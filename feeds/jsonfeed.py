@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from feeds.dates import rfc3339
 from feeds.posts import Author
-from feeds.xmlfeeds import Channel, Item
+from feeds.xmlfeeds import Channel, Item, ItemTexts
 
 VERSION = "https://jsonfeed.org/version/1.1"
 
@@ -20,27 +20,13 @@ _ITEM_BREAK = "\n" + " " * 4
 _EMPTY_ITEMS = '"items": []'
 
 
-class Fragments:
+class Fragments(ItemTexts):
     """Each item encoded once, as JSON text indented for its place in a document, and
     reused by every document that lists the item (the site's feed, its section's, tags',
-    categories' and authors'). Kept by item, so an edited post (a new item) is encoded
-    anew. `carried()` starts the next build's cache with what this one used."""
+    categories' and authors')."""
 
-    def __init__(self, earlier: dict[Item, str] | None = None) -> None:
-        self._earlier = earlier or {}
-        self._used: dict[Item, str] = {}
-
-    def text(self, item: Item) -> str:
-        known = self._used.get(item)
-        if known is None:
-            known = self._earlier.get(item)
-            if known is None:
-                known = json.dumps(_item(item), ensure_ascii=False, indent=2).replace("\n", _ITEM_BREAK)
-            self._used[item] = known
-        return known
-
-    def carried(self) -> Fragments:
-        return Fragments(self._used)
+    def make(self, item: Item) -> str:
+        return json.dumps(_item(item), ensure_ascii=False, indent=2).replace("\n", _ITEM_BREAK)
 
 
 def json_feed(channel: Channel, items: Sequence[Item], fragments: Fragments | None = None) -> bytes:

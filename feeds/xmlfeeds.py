@@ -25,6 +25,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Self
 from urllib.parse import urlsplit
 
 import feedgen.entry
@@ -182,6 +183,32 @@ class Paging:
 
 
 NO_PAGING = Paging()
+
+
+class ItemTexts:
+    """Each item's text in one kind of document, made once (`make`) and reused by every
+    document that lists the item; kept by item, so an edited post (a new item) is made
+    anew. `carried()` starts the next build's cache with what this one used, letting go
+    of items no build uses any more. A subclass says how the text is made."""
+
+    def __init__(self, earlier: dict[Item, str] | None = None) -> None:
+        self._earlier = earlier or {}
+        self._used: dict[Item, str] = {}
+
+    def make(self, item: Item) -> str:
+        raise NotImplementedError
+
+    def text(self, item: Item) -> str:
+        known = self._used.get(item)
+        if known is None:
+            known = self._earlier.get(item)
+            if known is None:
+                known = self.make(item)
+            self._used[item] = known
+        return known
+
+    def carried(self) -> Self:
+        return type(self)(self._used)
 
 
 class Entries:
