@@ -113,7 +113,7 @@ def first_paragraph(body: str, limit: int) -> str:
     if "]:" not in head:
         end = head.find("\n\n")
         while end > 0:
-            found = _first_paragraph(_MARKDOWN.parse(head[:end]))
+            found = _first_paragraph(_MARKDOWN.parse(head[:end]), body_only=True)
             if found is not None:
                 return found
             end = head.find("\n\n", 2 * end)
@@ -217,9 +217,14 @@ def _url(value: str, base_url: str) -> str | None:
     return url if _SAFE_URL.match(url) else None
 
 
-def _first_paragraph(tokens: list[Token]) -> str | None:
-    """The plain text of the first paragraph in `tokens`; None when there is none."""
+def _first_paragraph(tokens: list[Token], body_only: bool = False) -> str | None:
+    """The plain text of the first paragraph in `tokens`; None when there is none. With
+    `body_only`, the footnotes that markdown-it appends after the body are left out: in
+    a prefix, an inline footnote's text would come before a paragraph of the body that
+    the prefix does not reach yet."""
     for previous, token in itertools.pairwise(tokens):
+        if body_only and previous.type == "footnote_block_open":
+            return None
         if previous.type == "paragraph_open" and token.type == "inline":
             return "".join(_plain(child) for child in token.children or [])
     return None

@@ -86,6 +86,17 @@ def test_the_first_paragraph_is_the_one_the_whole_head_gives(
     assert first_paragraph(body, limit) == whole_head_paragraph(body, limit)
 
 
+def test_an_inline_footnote_in_a_prefix_does_not_stand_for_the_first_paragraph() -> None:
+    """markdown-it puts an inline footnote's text after the body: read from a prefix that
+    ends before the body's first paragraph, it came first (found by the test above)."""
+    body = (
+        "| a | b |\n|---|---|\n| 1 | 2 |\nPlain words, a sentence.\nPlain words, a sentence.\n"
+        "[a reference][r] and [r] and [^1] and ^[inline note]\n\nPlain words, a sentence.\n\n"
+    )
+    assert first_paragraph(body, SUMMARY_SOURCE_CHARS) == whole_head_paragraph(body, SUMMARY_SOURCE_CHARS)
+    assert first_paragraph(body, SUMMARY_SOURCE_CHARS) == "Plain words, a sentence."
+
+
 def test_markdown_it_reads_the_first_paragraph_not_the_whole_head(parses: list[int]) -> None:
     lead = "The [first](https://example.com/) paragraph, *with* marks."
     rest = "".join(f"\n\nParagraph {n} with [a link](x{n}.html) and more words after it." for n in range(200))
