@@ -125,3 +125,17 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(feeds.markdown._MARKDOWN, "parse", parse)
     return sizes
+
+
+class Calls:
+    """Counts calls of a module function while a test runs, and the arguments given."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
+        self.arguments: list[tuple[Any, ...]] = []
+        original: Callable[..., Any] = getattr(module, name)
+
+        def counted(*args: Any) -> Any:
+            self.arguments.append(args)
+            return original(*args)
+
+        monkeypatch.setattr(module, name, counted)

@@ -68,6 +68,18 @@ def alive(pids: set[int]) -> set[int]:
     return {pid for pid in pids if parent_of(pid) is not None}
 
 
+def assert_all_stop(pids: set[int], within: float = 20) -> None:
+    """Every process of `pids` exits within `within` seconds; any left is killed."""
+    deadline = time.monotonic() + within
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert alive(pids) == set()
+    finally:
+        for pid in alive(pids):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_web_workers_load_no_build_code_and_the_builder_runs_below_them(running: Server) -> None:
     assert running.request("/tags/boats/rss.xml")[0] == 200
     workers = web_workers(running)
@@ -252,34 +264,18 @@ def test_everything_a_killed_supervisor_started_stops(running: Server) -> None:
     everything = descendants(running.process.pid)
     os.kill(running.process.pid, signal.SIGKILL)
     running.process.wait()
-    deadline = time.monotonic() + 20
-    while alive(everything) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        assert alive(everything) == set()
-    finally:
-        for pid in alive(everything):
-            os.kill(pid, signal.SIGKILL)
+    assert_all_stop(everything)
 
 
 def test_a_server_that_dies_takes_its_workers_and_the_service_down(running: Server) -> None:
     """With its master killed, granian's workers went on answering without a builder,
     and gunicorn's held the port against the next start."""
     builder = running.builder_pid()
-    server = next(
-        pid for pid in running.children() if parent_of(pid) == running.process.pid and pid != builder
-    )
+    server = next(pid for pid in running.children() if pid != builder)
     everything = descendants(running.process.pid)
     os.kill(server, signal.SIGKILL)
     assert running.process.wait(30) != 0
-    deadline = time.monotonic() + 20
-    while alive(everything) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        assert alive(everything) == set()
-    finally:
-        for pid in alive(everything):
-            os.kill(pid, signal.SIGKILL)
+    assert_all_stop(everything)
 
 
 PARSING_PROCESS_CHECK = """

@@ -6,9 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,7 +21,7 @@ from feeds.index import index_html
 from feeds.pipeline import Pipeline
 from feeds.posts import SUMMARY_SOURCE_CHARS
 
-from conftest import MakeSettings, WritePost, post_text
+from conftest import Calls, MakeSettings, WritePost, post_text
 from feedcheck import NS, check_documents, parsed, strict_xml
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -103,20 +101,6 @@ def test_summary_and_full_text_give_the_same_summaries(
     full = {item.post.source: item.summary for item in build(make_settings()).items}
     summary = {item.post.source: item.summary for item in build(make_settings(content="summary")).items}
     assert summary == full
-
-
-class Calls:
-    """Counts calls of a module function while a test runs, and the arguments given."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
-        self.arguments: list[tuple[Any, ...]] = []
-        original: Callable[..., Any] = getattr(module, name)
-
-        def counted(*args: Any) -> Any:
-            self.arguments.append(args)
-            return original(*args)
-
-        monkeypatch.setattr(module, name, counted)
 
 
 @pytest.mark.parametrize("content", ["full", "summary"])

@@ -5,7 +5,6 @@ again for an archive page."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -21,7 +20,7 @@ from feeds.pipeline import Pipeline
 from feeds.posts import SUMMARY_SOURCE_CHARS, parse_post
 from feeds.text import clean
 
-from conftest import MakeSettings, WritePost, post_text
+from conftest import Calls, MakeSettings, WritePost, post_text
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -130,20 +129,6 @@ def test_a_long_lead_is_plain_text_shortened(settings: Settings) -> None:
     assert len(post.lead) <= 301 and post.lead.endswith("…")
 
 
-class Calls:
-    """Counts calls of a module function while a test runs."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
-        self.count = 0
-        original = getattr(module, name)
-
-        def counted(*args: Any) -> Any:
-            self.count += 1
-            return original(*args)
-
-        monkeypatch.setattr(module, name, counted)
-
-
 @pytest.mark.parametrize("content", ["full", "summary"])
 def test_archive_summaries_read_no_file_again(
     write_post: WritePost, make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch, content: str
@@ -160,7 +145,7 @@ def test_archive_summaries_read_no_file_again(
     assert len(archived) == 2 * 6  # six complete pages of five, RSS and Atom
     # Every summary comes from the parse (one first paragraph a post); only the five
     # posts of the main feeds are read again, for their text, and none in summary mode.
-    assert (reads.count, heads.count) == (5 if content == "full" else 0, 30)
+    assert (len(reads.arguments), len(heads.arguments)) == (5 if content == "full" else 0, 30)
     summaries = {item.post.source: item.summary for item in built.items}
     assert summaries["p29.md"] == "Post 29 opens with this paragraph."
     page = next(o.body for o in built.outputs if o.path == "archive/1/rss.xml")
